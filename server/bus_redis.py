@@ -1,0 +1,216 @@
+"""The Redis bus: publications go out with PUBLISH; one subscriber connection per process carries
+every topic this process watches (one subscription per topic, never one per client).
+
+The subscriber speaks RESP directly over one asyncio stream, so that reconnection is ours to get
+right rather than a client library's: a supervised task connects, resubscribes every topic, waits
+for the broker's confirmations, then tells the hub to look for what it missed (``on_resync``).
+It pings every few seconds and treats silence as a dead connection. Redis drops a subscriber
+whose output buffer overflows; that is one more disconnection, handled the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import unquote, urlsplit
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from .bus import BusUnavailable, MessageHandler, ResyncHandler
+
+log = logging.getLogger("backchannel.bus")
+
+PING_EVERY = 5.0
+SILENCE_LIMIT = 15.0
+CONFIRM_WAIT = 2.0
+MAX_BACKOFF = 5.0
+
+Reply = bytes | int | None | list["Reply"]
+
+
+class BrokerError(Exception):
+    """Redis answered with an error."""
+
+
+class RedisBus:
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValueError(f"REDIS_URL must start with redis://, got {parts.scheme!r}")
+        self._host = parts.hostname or "localhost"
+        self._port = parts.port or 6379
+        self._username = unquote(parts.username) if parts.username else None
+        self._password = unquote(parts.password) if parts.password else None
+        self._ssl = parts.scheme == "rediss"
+        self._publisher = redis.Redis.from_url(
+            url, socket_timeout=2, socket_connect_timeout=2, retry_on_timeout=False
+        )
+        self._topics: set[str] = set()
+        self._confirmations: dict[str, asyncio.Future[None]] = {}
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._on_message: MessageHandler | None = None
+        self._on_resync: ResyncHandler | None = None
+        self._resync_pending: set[str] | None = None
+        self.reconnects = 0
+
+    @property
+    def healthy(self) -> bool:
+        return self._writer is not None
+
+    async def start(self, on_message: MessageHandler, on_resync: ResyncHandler) -> None:
+        self._on_message, self._on_resync = on_message, on_resync
+        self._task = asyncio.create_task(self._supervise(), name="redis-bus-subscriber")
+        try:
+            await asyncio.wait_for(self._connected.wait(), 5)
+        except TimeoutError:
+            log.warning("redis bus: no connection to %s:%d yet; retrying in the background",
+                        self._host, self._port)  # fmt: skip
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        try:
+            await self._publisher.publish(topic, payload)
+        except (RedisError, OSError) as exc:
+            raise BusUnavailable(f"redis publish to {topic} failed: {exc}") from exc
+
+    async def subscribe(self, topic: str) -> None:
+        if topic not in self._topics:
+            self._topics.add(topic)
+            self._confirmations[topic] = asyncio.get_running_loop().create_future()
+            self._send(b"SUBSCRIBE", topic.encode())
+        waiter = self._confirmations.get(topic)
+        if waiter is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), CONFIRM_WAIT)
+            except TimeoutError:
+                log.warning("redis bus: subscription to %s not confirmed yet", topic)
+
+    async def unsubscribe(self, topic: str) -> None:
+        if topic in self._topics:
+            self._topics.discard(topic)
+            self._confirmations.pop(topic, None)
+            self._send(b"UNSUBSCRIBE", topic.encode())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._publisher.aclose()
+
+    def _send(self, *args: bytes) -> None:
+        if self._writer is not None:
+            self._writer.write(_command(*args))
+
+    async def _supervise(self) -> None:
+        """Keep one subscriber connection up for as long as the bus runs."""
+        delay = 0.1
+        first = True
+        while True:
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(self._host, self._port, ssl=self._ssl or None), 2
+                )
+            except (OSError, TimeoutError) as exc:
+                log.warning("redis bus: cannot connect to %s:%d (%s); retry in %.1fs",
+                            self._host, self._port, exc, delay)  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+                continue
+            try:
+                await self._handshake(reader, writer)
+                if not first:
+                    self.reconnects += 1
+                    log.info("redis bus: reconnected; resubscribing %d topics", len(self._topics))
+                first = False
+                delay = 0.1
+                await self._listen(reader, writer)
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
+                    ValueError, BrokerError) as exc:
+                log.warning("redis bus: connection lost (%s: %s); reconnecting",
+                            type(exc).__name__, exc)  # fmt: skip
+            finally:
+                self._writer = None
+                self._connected.clear()
+                writer.close()
+            await asyncio.sleep(delay)
+
+    async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._password is not None:
+            auth = [self._username.encode()] if self._username else []
+            writer.write(_command(b"AUTH", *auth, self._password.encode()))
+            await asyncio.wait_for(_read_reply(reader), SILENCE_LIMIT)
+        self._writer = writer
+        self._connected.set()
+        topics = sorted(self._topics)
+        self._resync_pending = set(topics)
+        for topic in topics:
+            self._confirmations.setdefault(topic, asyncio.get_running_loop().create_future())
+        if topics:
+            writer.write(_command(b"SUBSCRIBE", *(t.encode() for t in topics)))
+        else:
+            self._resynced()
+
+    async def _listen(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        pinger = asyncio.create_task(self._ping(writer))
+        try:
+            while True:
+                reply = await asyncio.wait_for(_read_reply(reader), SILENCE_LIMIT)
+                if isinstance(reply, list) and len(reply) >= 3:
+                    self._dispatch(reply)
+        finally:
+            pinger.cancel()
+
+    async def _ping(self, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await asyncio.sleep(PING_EVERY)
+            writer.write(_command(b"PING"))
+
+    def _dispatch(self, reply: list[Reply]) -> None:
+        kind, topic_bytes, payload = reply[0], reply[1], reply[2]
+        if not isinstance(topic_bytes, bytes):
+            return
+        topic = topic_bytes.decode()
+        if kind == b"message" and isinstance(payload, bytes) and self._on_message is not None:
+            try:
+                self._on_message(topic, payload)
+            except Exception:
+                log.exception("redis bus: handling a message on %s failed", topic)
+        elif kind == b"subscribe":
+            waiter = self._confirmations.pop(topic, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            if self._resync_pending is not None:
+                self._resync_pending.discard(topic)
+                if not self._resync_pending:
+                    self._resynced()
+
+    def _resynced(self) -> None:
+        self._resync_pending = None
+        if self._on_resync is not None:
+            self._on_resync()
+
+
+def _command(*args: bytes) -> bytes:
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(parts)
+
+
+async def _read_reply(reader: asyncio.StreamReader) -> Reply:
+    line = await reader.readuntil(b"\r\n")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"*":
+        return [await _read_reply(reader) for _ in range(int(rest))]
+    if kind == b"$":
+        size = int(rest)
+        return None if size < 0 else (await reader.readexactly(size + 2))[:-2]
+    if kind == b":":
+        return int(rest)
+    if kind == b"+":
+        return rest
+    if kind == b"-":
+        raise BrokerError(rest.decode(errors="replace"))
+    raise BrokerError(f"unexpected reply {line[:20]!r}")

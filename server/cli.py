@@ -1,0 +1,140 @@
+"""``backchannel``: serve, migrate, token. Each subcommand has ``--help``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import asyncpg
+
+from .auth import ROLES, issue_token
+from .config import Settings, load_settings
+from .embedded import EmbeddedPostgres
+from .errors import ConfigError
+from .migrations import migrate
+from .services import signing_keys
+
+log = logging.getLogger("backchannel")
+
+WS_PROTOCOL = "server.transport:BackchannelWebSocketProtocol"
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="backchannel", description=__doc__)
+    commands = top.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server (an embedded PostgreSQL if "
+                                "DATABASE_URL is unset)")  # fmt: skip
+    serve.add_argument("--host", help="address to listen on (HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (PORT)")
+    serve.add_argument("--workers", type=int, help="processes sharing the port; needs REDIS_URL")
+    serve.add_argument("--demo", action="store_true", default=None,
+                       help="create the demo event and session with comments (DEMO)")  # fmt: skip
+
+    commands.add_parser("migrate", help="apply pending schema migrations, then exit")
+
+    token = commands.add_parser("token", help="print a signed token (for local use and tests)")
+    token.add_argument("--name", default="", help="display name")
+    token.add_argument("--role", default="attendee", choices=ROLES)
+    token.add_argument("--event", default="*", help="event slug the role applies to, or *")
+    token.add_argument("--sub", help="the host site's user id (default: derived from the name)")
+    token.add_argument("--profession", default="")
+    token.add_argument("--city", default="")
+    token.add_argument("--region", default="")
+    token.add_argument("--country", default="")
+    token.add_argument("--ttl", type=float, default=3 * 3600, help="seconds until expiry")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        overrides = {k: getattr(args, k, None) for k in ("host", "port", "workers", "demo")}
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        print(f"backchannel: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    if args.command == "token":
+        print(make_token(settings, args))
+        return 0
+    embedded = None
+    if not settings.database_url:
+        embedded = EmbeddedPostgres(settings.data_path / "pgdata")
+        url = embedded.start()
+        os.environ["DATABASE_URL"] = url  # worker processes read their settings anew
+        settings = load_settings(database_url=url, **overrides)
+    try:
+        if args.command == "migrate":
+            asyncio.run(_migrate(settings.database_url))
+            return 0
+        return serve(settings)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def make_token(settings: Settings, args: argparse.Namespace) -> str:
+    claims = {
+        "sub": args.sub or (args.name.lower().replace(" ", "-") or "local-user"),
+        "name": args.name, "profession": args.profession, "city": args.city,
+        "region": args.region, "country": args.country, "role": args.role, "event": args.event,
+    }  # fmt: skip
+    return issue_token(signing_keys(settings), issuer=settings.jwt_issuer,
+                       audience=settings.jwt_audience, ttl=args.ttl, **claims)  # fmt: skip
+
+
+async def _migrate(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        applied = await migrate(conn)
+        log.info("migrations: %s", f"applied {applied}" if applied else "up to date")
+    finally:
+        await conn.close()
+
+
+async def _prepare(settings: Settings) -> str | None:
+    await _migrate(settings.database_url)
+    if not settings.demo:
+        return None
+    from .demo import load_demo
+    from .store import Store
+
+    store = await Store.connect(settings.database_url, 2)
+    try:
+        return await load_demo(store)
+    finally:
+        await store.close()
+
+
+def serve(settings: Settings) -> int:
+    import uvicorn
+
+    demo = asyncio.run(_prepare(settings))
+    base = f"http://{settings.host}:{settings.port}"
+    if demo:
+        log.info("demo board: %s/v1/sessions/%s/comments", base, demo)
+    uvicorn.run(
+        "server.app:create_app", factory=True, host=settings.host, port=settings.port,
+        workers=settings.workers if settings.workers > 1 else None, ws=WS_PROTOCOL,
+        ws_max_size=settings.ws_max_message, ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_timeout, ws_per_message_deflate=False,
+        log_level=settings.log_level, access_log=False, lifespan="on",
+    )  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

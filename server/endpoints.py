@@ -1,0 +1,232 @@
+"""The HTTP API (JSON). Handlers are thin: parse, check the caller, call the store, publish what
+changed, answer. ``docs/protocol.md`` documents each route; ``/openapi.json`` describes them."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .auth import Identity
+from .bus import user_topic
+from .errors import BackchannelError, BadRequest, PayloadTooLarge, Unauthorized, Unavailable
+from .protocol import (
+    CommentEdit,
+    NewComment,
+    NewEvent,
+    NewSession,
+    SessionPatch,
+    TextError,
+    clean_body,
+    encode,
+)
+from .services import Services
+from .store import SessionRecord
+
+T = TypeVar("T")
+MAX_REQUEST_BYTES = 64 * 1024
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return encode(content)
+
+
+def error_response(exc: BackchannelError) -> JSONResponse:
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+def caller(request: Request) -> Identity:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("token_missing", "this needs a token: Authorization: Bearer <token>")
+    return services(request).verifier.verify(token.strip())
+
+
+async def read_json(request: Request, kind: type[T]) -> T:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise PayloadTooLarge("request_too_large", f"requests are limited to {MAX_REQUEST_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_REQUEST_BYTES:
+            raise PayloadTooLarge("request_too_large", f"requests are limited to {MAX_REQUEST_BYTES} bytes")
+    try:
+        return msgspec.json.decode(bytes(body), type=kind)
+    except msgspec.ValidationError as exc:
+        raise BadRequest("invalid_field", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest("invalid_json", f"the request body is not valid JSON: {exc}") from None
+
+
+def body_text(body: str) -> str:
+    try:
+        return clean_body(body)
+    except TextError as exc:
+        raise BadRequest(exc.code, str(exc)) from None
+
+
+def int_param(request: Request, name: str, *, source: str = "path") -> int | None:
+    raw = (request.path_params if source == "path" else request.query_params).get(name)
+    if raw is None or raw == "":
+        return None
+    text = str(raw)
+    if not text.isdigit() or len(text) > 18:
+        raise BadRequest(f"bad_{name}", f"{name} must be a positive integer, got {text[:40]!r}")
+    return int(text)
+
+
+def comment_id(request: Request) -> int:
+    value = int_param(request, "comment_id")
+    assert value is not None
+    return value
+
+
+async def session_of(request: Request) -> SessionRecord:
+    return await services(request).store.session(request.path_params["slug"])
+
+
+# --- Events and sessions -------------------------------------------------------------------------
+
+
+async def create_event(request: Request) -> Response:
+    who = caller(request)
+    new = await read_json(request, NewEvent)
+    who.require("admin", new.slug)
+    return JSONResponse(await services(request).store.create_event(new.slug, new.title), 201)
+
+
+async def get_event(request: Request) -> Response:
+    return JSONResponse(await services(request).store.event(request.path_params["event"]))
+
+
+async def create_session(request: Request) -> Response:
+    who = caller(request)
+    event = request.path_params["event"]
+    who.require("admin", event)
+    new = await read_json(request, NewSession)
+    session = await services(request).store.create_session(event, new)
+    return JSONResponse(session.view(), 201)
+
+
+async def get_session(request: Request) -> Response:
+    return JSONResponse((await session_of(request)).view())
+
+
+async def update_session(request: Request) -> Response:
+    who = caller(request)
+    session = await session_of(request)
+    who.require("moderator", session.event_slug)
+    patch = await read_json(request, SessionPatch)
+    change, event = await services(request).store.update_session(session, patch)
+    if event is not None:
+        await services(request).hub.publish_session(session.id, event)
+    return JSONResponse(change)
+
+
+async def set_session_state(request: Request) -> Response:
+    who = caller(request)
+    session = await session_of(request)
+    who.require("moderator", session.event_slug)
+    state = "open" if request.url.path.endswith("/open") else "closed"
+    change, event = await services(request).store.set_state(session, state)
+    if event is not None:
+        await services(request).hub.publish_session(session.id, event)
+    return JSONResponse(change)
+
+
+# --- Comments ------------------------------------------------------------------------------------
+
+
+async def list_comments(request: Request) -> Response:
+    session = await session_of(request)
+    before = int_param(request, "before", source="query")
+    after = int_param(request, "after", source="query")
+    if before is not None and after is not None:
+        raise BadRequest("bad_cursor", "give before or after, not both")
+    settings = services(request).settings
+    page = await services(request).store.page(
+        session, before=before, after=after, limit=settings.page_size,
+        replies=settings.replies_per_thread,
+    )  # fmt: skip
+    return JSONResponse(page)
+
+
+async def list_replies(request: Request) -> Response:
+    root = comment_id(request)
+    store = services(request).store
+    session = await store.comment_session(root)
+    after = int_param(request, "after", source="query")
+    page = await store.replies(session, root, after, services(request).settings.replies_per_thread)
+    return JSONResponse(page)
+
+
+async def post_comment(request: Request) -> Response:
+    who = caller(request)
+    session = await session_of(request)
+    who.require("attendee", session.event_slug)
+    new = await read_json(request, NewComment)
+    body = body_text(new.body)
+    result, event = await services(request).store.post(
+        session, who, body, new.parent_id, new.client_key
+    )
+    if event is not None:
+        await services(request).hub.publish_session(session.id, event)
+    return JSONResponse(result, 201 if result.created else 200)
+
+
+async def edit_comment(request: Request) -> Response:
+    who = caller(request)
+    cid = comment_id(request)
+    store = services(request).store
+    session = await store.comment_session(cid)
+    who.require("attendee", session.event_slug)
+    edit = await read_json(request, CommentEdit)
+    result, event = await store.edit(session, cid, who, body_text(edit.body))
+    if event is not None:
+        await services(request).hub.publish_session(session.id, event)
+    return JSONResponse(result)
+
+
+async def moderate_comment(request: Request) -> Response:
+    who = caller(request)
+    cid = comment_id(request)
+    store = services(request).store
+    session = await store.comment_session(cid)
+    who.require("moderator", session.event_slug)
+    status = "removed" if request.url.path.endswith("/remove") else "published"
+    result, event, author = await store.set_status(session, cid, status, who)
+    if event is not None:
+        hub = services(request).hub
+        await hub.publish_session(session.id, event)
+        notice = {"type": "notice", "kind": "comment." + ("removed" if status == "removed" else "restored"),
+                  "session": session.slug, "comment_id": cid}  # fmt: skip
+        await hub.publish_private(user_topic(author), encode(notice))
+    return JSONResponse(result)
+
+
+# --- Health --------------------------------------------------------------------------------------
+
+
+async def live(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "server": services(request).settings.name})
+
+
+async def ready(request: Request) -> Response:
+    svc = services(request)
+    await svc.store.ping()
+    if not svc.hub.bus.healthy:
+        raise Unavailable("bus_unavailable", "redis is unreachable")
+    return JSONResponse({"status": "ready", "server": svc.settings.name})

@@ -1,0 +1,151 @@
+"""The WebSocket live feed of one session: ``/v1/sessions/{slug}/live?since=<seq>``.
+
+The connection is accepted, a ``hello`` is sent, then every event after ``since`` (if given) and
+the live ones, in ``seq`` order, in ``events`` frames. Watching needs no token; a client that has
+one sends ``{"type": "auth", "token": ...}`` (first, and again with a fresh token), which joins the
+connection to its user's private notices and, for moderators, to its event's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from urllib.parse import urlsplit
+
+from starlette.websockets import WebSocket
+
+from .auth import Identity
+from .bus import moderators_topic, user_topic
+from .errors import BackchannelError, BadRequest
+from .protocol import Auth, ProtocolError, decode_client_message, encode, error_message
+from .services import Services
+from .store import SessionRecord
+from .transport import RawSink, sink_of
+
+log = logging.getLogger("backchannel.feed")
+
+CLOSE_UNSUPPORTED = 1003
+CLOSE_POLICY = 1008
+CLOSE_INTERNAL = 1011
+BURST = 20  # client messages allowed at once
+REFILL_PER_SECOND = 1.0
+
+
+def origin_allowed(websocket: WebSocket, allowed: frozenset[str]) -> bool:
+    """Browsers send ``Origin``: allow the service's own origin and the configured host sites,
+    so that no other site can open a feed with its visitors' credentials (CSWSH)."""
+    origin = websocket.headers.get("origin")
+    if origin is None or "*" in allowed or origin.rstrip("/") in allowed:
+        return True
+    return urlsplit(origin).netloc == websocket.headers.get("host")
+
+
+async def live(websocket: WebSocket) -> None:
+    services: Services = websocket.app.state.services
+    settings = services.settings
+    sink = sink_of(websocket.scope)
+    if not origin_allowed(websocket, settings.origins()):
+        log.info("feed refused: origin %s not allowed", websocket.headers.get("origin"))
+        await websocket.close(CLOSE_POLICY)  # before accepting: the handshake answers 403
+        return
+    await websocket.accept()
+    if sink is None:
+        log.error("feed: the server runs without BackchannelWebSocketProtocol; closing")
+        await websocket.close(CLOSE_INTERNAL, "server misconfigured")
+        return
+    sink.grace = settings.ws_shed_grace
+    try:
+        since = _since(websocket.query_params.get("since"))
+        session = await services.store.session(websocket.path_params["slug"])
+    except BackchannelError as exc:
+        sink.close(exc.close_code, exc.message)
+        return
+    await Connection(services, session, sink).run(websocket, since)
+
+
+def _since(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 18:
+        raise BadRequest("bad_since", "since must be a non-negative integer seq")
+    return int(value)
+
+
+class Connection:
+    def __init__(self, services: Services, session: SessionRecord, sink: RawSink) -> None:
+        self.services = services
+        self.session = session
+        self.sink = sink
+        self.hub = services.hub
+        self.watcher = services.hub.new_watcher(sink)
+        self.identity: Identity | None = None
+        self._tokens = float(BURST)
+        self._last = time.monotonic()
+
+    async def run(self, websocket: WebSocket, since: int | None) -> None:
+        hello = {"type": "hello", "session": self.session.slug,
+                 "server": self.services.settings.name, "since": since}  # fmt: skip
+        self.sink.send(encode(hello))
+        try:
+            try:
+                await self.hub.watch(self.session, self.watcher, since)
+            except BackchannelError as exc:
+                self.sink.close(exc.close_code, exc.message)
+                return
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                await self._handle(message)
+        finally:
+            self.hub.leave(self.watcher)
+
+    async def _handle(self, message: dict[str, object]) -> None:
+        if not self._allow():
+            log.info("feed %s: client flooding; closing", self.session.slug)
+            self.sink.close(CLOSE_POLICY, "too many messages")
+            return
+        text = message.get("text")
+        if not isinstance(text, str):
+            self.sink.close(CLOSE_UNSUPPORTED, "only text messages are accepted")
+            return
+        try:
+            command = decode_client_message(text)
+        except ProtocolError as exc:
+            self.sink.close(4400, f"bad message: {exc}")
+            return
+        if isinstance(command, Auth):
+            await self._authenticate(command.token)
+
+    async def _authenticate(self, token: str) -> None:
+        try:
+            identity = self.services.verifier.verify(token)
+        except BackchannelError as exc:
+            self.sink.send(error_message(exc.code, exc.message))
+            return
+        if self.identity is not None:
+            self.hub.leave(self.watcher, self._private_topics(self.identity))
+        self.identity = identity
+        for topic in self._private_topics(identity):
+            await self.hub.join(topic, self.watcher)
+        author_id = await self.services.store.author_of(identity)
+        self.sink.send(encode({
+            "type": "auth.ok", "role": identity.role, "event": identity.event,
+            "author_id": author_id, "expires_at": identity.expires_at,
+        }))  # fmt: skip
+
+    def _private_topics(self, identity: Identity) -> list[str]:
+        topics = [user_topic(identity.sub)]
+        if identity.has_role("moderator", self.session.event_slug):
+            topics.append(moderators_topic(self.session.event_slug))
+        return topics
+
+    def _allow(self) -> bool:
+        """A token bucket: ``BURST`` messages at once, ``REFILL_PER_SECOND`` after that."""
+        now = time.monotonic()
+        self._tokens = min(BURST, self._tokens + (now - self._last) * REFILL_PER_SECOND)
+        self._last = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True

@@ -1,0 +1,149 @@
+-- Backchannel 0001: events, sessions, authors, comments and the per-session event log.
+
+CREATE TABLE events (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    slug        text NOT NULL UNIQUE CHECK (slug ~ '^[a-z0-9][a-z0-9-]{0,63}$'),
+    title       text NOT NULL CHECK (char_length(title) BETWEEN 1 AND 200),
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE sessions (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id      bigint NOT NULL REFERENCES events (id),
+    slug          text NOT NULL UNIQUE CHECK (slug ~ '^[a-z0-9][a-z0-9-]{0,63}$'),
+    title         text NOT NULL CHECK (char_length(title) BETWEEN 1 AND 200),
+    speakers      text[] NOT NULL DEFAULT '{}',
+    prompt        text NOT NULL DEFAULT '' CHECK (char_length(prompt) <= 500),
+    state         text NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'closed')),
+    opens_at      timestamptz,
+    closes_at     timestamptz,
+    -- The head of the session's event log: the seq of its newest event.
+    last_seq      bigint NOT NULL DEFAULT 0,
+    -- The number given to the newest published top-level comment ("189.").
+    last_number   integer NOT NULL DEFAULT 0,
+    -- Published comments, replies included ("189 Comments").
+    comment_count integer NOT NULL DEFAULT 0 CHECK (comment_count >= 0),
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    CHECK (opens_at < closes_at)
+);
+CREATE INDEX sessions_event ON sessions (event_id);
+
+CREATE TABLE authors (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    external_id  text NOT NULL UNIQUE CHECK (char_length(external_id) BETWEEN 1 AND 200),
+    name         text NOT NULL DEFAULT '' CHECK (char_length(name) <= 100),
+    profession   text NOT NULL DEFAULT '' CHECK (char_length(profession) <= 100),
+    city         text NOT NULL DEFAULT '' CHECK (char_length(city) <= 100),
+    region       text NOT NULL DEFAULT '' CHECK (char_length(region) <= 100),
+    country      text NOT NULL DEFAULT '' CHECK (country ~ '^([A-Z]{2})?$'),
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+
+-- The comment state machine: which states exist, which a comment may start in, which moves are
+-- allowed. Later migrations add held/rejected/deleted by inserting rows here.
+CREATE TABLE comment_states (
+    status   text PRIMARY KEY,
+    public   boolean NOT NULL,  -- counted in totals and shown to every watcher
+    initial  boolean NOT NULL   -- a new comment may be created in this state
+);
+CREATE TABLE comment_transitions (
+    from_status  text NOT NULL REFERENCES comment_states (status),
+    to_status    text NOT NULL REFERENCES comment_states (status),
+    PRIMARY KEY (from_status, to_status)
+);
+INSERT INTO comment_states (status, public, initial) VALUES
+    ('published', true, true),
+    ('removed', false, false);
+INSERT INTO comment_transitions (from_status, to_status) VALUES
+    ('published', 'removed'),
+    ('removed', 'published');
+
+CREATE TABLE comments (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    session_id   bigint NOT NULL REFERENCES sessions (id),
+    author_id    bigint NOT NULL REFERENCES authors (id),
+    parent_id    bigint REFERENCES comments (id),
+    -- The top-level comment of the thread (NULL for a top-level comment), so that one query
+    -- fetches whole reply trees for a page of threads.
+    root_id      bigint REFERENCES comments (id),
+    depth        smallint NOT NULL DEFAULT 0 CHECK (depth >= 0),
+    -- "1.", "2.", ...: given to top-level comments in order of publication.
+    number       integer,
+    body         text NOT NULL CHECK (char_length(body) BETWEEN 1 AND 5000),
+    status       text NOT NULL REFERENCES comment_states (status),
+    -- Published direct replies.
+    reply_count  integer NOT NULL DEFAULT 0 CHECK (reply_count >= 0),
+    client_key   text CHECK (char_length(client_key) BETWEEN 1 AND 100),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    edited_at    timestamptz,
+    removed_at   timestamptz,
+    removed_by   text,
+    CHECK ((parent_id IS NULL) = (root_id IS NULL)),
+    CHECK ((parent_id IS NULL) = (depth = 0)),
+    CHECK (parent_id IS NULL OR number IS NULL),
+    UNIQUE (session_id, number),
+    UNIQUE (session_id, author_id, client_key)
+);
+CREATE INDEX comments_thread ON comments (root_id, id) WHERE root_id IS NOT NULL;
+
+-- Enforce the state machine on every write, whoever writes.
+CREATE FUNCTION comments_check_state() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NOT EXISTS (SELECT 1 FROM comment_states WHERE status = NEW.status AND initial) THEN
+            RAISE EXCEPTION 'comment cannot start as %', NEW.status USING ERRCODE = 'check_violation';
+        END IF;
+    ELSIF NEW.status IS DISTINCT FROM OLD.status AND NOT EXISTS (
+        SELECT 1 FROM comment_transitions WHERE from_status = OLD.status AND to_status = NEW.status
+    ) THEN
+        RAISE EXCEPTION 'comment % cannot go from % to %', OLD.id, OLD.status, NEW.status
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER comments_1_state BEFORE INSERT OR UPDATE OF status ON comments
+    FOR EACH ROW EXECUTE FUNCTION comments_check_state();
+
+-- Keep the totals and the top-level numbering right whoever writes: a comment entering a public
+-- state counts once in its session and its parent; a top-level comment gets its number when it is
+-- first published.
+CREATE FUNCTION comments_keep_counts() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    was_public boolean := false;
+    is_public  boolean;
+    delta      integer;
+BEGIN
+    SELECT public INTO is_public FROM comment_states WHERE status = NEW.status;
+    IF TG_OP = 'UPDATE' THEN
+        SELECT public INTO was_public FROM comment_states WHERE status = OLD.status;
+    END IF;
+    delta := is_public::integer - was_public::integer;
+    IF NEW.parent_id IS NULL AND is_public AND NEW.number IS NULL THEN
+        UPDATE sessions SET last_number = last_number + 1, comment_count = comment_count + delta
+            WHERE id = NEW.session_id RETURNING last_number INTO NEW.number;
+    ELSIF delta <> 0 THEN
+        UPDATE sessions SET comment_count = comment_count + delta WHERE id = NEW.session_id;
+    END IF;
+    IF delta <> 0 AND NEW.parent_id IS NOT NULL THEN
+        UPDATE comments SET reply_count = reply_count + delta WHERE id = NEW.parent_id;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER comments_2_counts BEFORE INSERT OR UPDATE OF status ON comments
+    FOR EACH ROW EXECUTE FUNCTION comments_keep_counts();
+
+-- The per-session event log: every change watchers see, in order. seq is allocated from
+-- sessions.last_seq under the session's row lock, in the same transaction as the change, so it
+-- increases by exactly 1 and commit order equals seq order.
+CREATE TABLE session_events (
+    session_id  bigint NOT NULL REFERENCES sessions (id),
+    seq         bigint NOT NULL CHECK (seq > 0),
+    kind        text NOT NULL CHECK (kind IN (
+                    'comment.created', 'comment.edited', 'comment.removed', 'comment.restored',
+                    'session.opened', 'session.closed', 'session.updated')),
+    comment_id  bigint REFERENCES comments (id),
+    at          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (session_id, seq),
+    CHECK ((kind LIKE 'comment.%') = (comment_id IS NOT NULL))
+);

@@ -1,0 +1,124 @@
+"""The OpenAPI 3.1 description of the HTTP API, served at ``/openapi.json``. Schemas come from the
+wire types in ``protocol.py`` (msgspec renders them), so the description cannot drift from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from . import __version__
+from .protocol import (
+    CommentEdit,
+    EventInfo,
+    ModerationResult,
+    NewComment,
+    NewEvent,
+    NewSession,
+    Page,
+    PostResult,
+    RepliesPage,
+    SessionChange,
+    SessionPatch,
+    SessionView,
+)
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    response: type
+    request: type | None = None
+    role: str | None = None
+    status: int = 200
+    query: tuple[str, ...] = ()
+
+
+OPERATIONS = (
+    Operation("post", "/v1/events", "Create an event", EventInfo, NewEvent, "admin", 201),
+    Operation("get", "/v1/events/{event}", "Read an event and its sessions", EventInfo),
+    Operation("post", "/v1/events/{event}/sessions", "Create a session", SessionView, NewSession,
+              "admin", 201),  # fmt: skip
+    Operation("get", "/v1/sessions/{slug}", "Read a session with its counts", SessionView),
+    Operation("patch", "/v1/sessions/{slug}", "Change a session", SessionChange, SessionPatch,
+              "moderator"),  # fmt: skip
+    Operation("post", "/v1/sessions/{slug}/open", "Open (or reopen) a session for posts",
+              SessionChange, None, "moderator"),  # fmt: skip
+    Operation("post", "/v1/sessions/{slug}/close", "Close a session for posts", SessionChange,
+              None, "moderator"),  # fmt: skip
+    Operation("get", "/v1/sessions/{slug}/comments",
+              "A page of top-level comments, newest first, with their reply trees", Page,
+              query=("before", "after")),  # fmt: skip
+    Operation("post", "/v1/sessions/{slug}/comments", "Post a comment or a reply", PostResult,
+              NewComment, "attendee", 201),  # fmt: skip
+    Operation("patch", "/v1/comments/{comment_id}", "Edit one's own comment", PostResult,
+              CommentEdit, "attendee"),  # fmt: skip
+    Operation("get", "/v1/comments/{comment_id}/replies", "More replies of a thread",
+              RepliesPage, query=("after",)),  # fmt: skip
+    Operation("post", "/v1/comments/{comment_id}/remove", "Remove a comment", ModerationResult,
+              None, "moderator"),  # fmt: skip
+    Operation("post", "/v1/comments/{comment_id}/restore", "Restore a removed comment",
+              ModerationResult, None, "moderator"),  # fmt: skip
+)
+
+_ERROR = {
+    "description": "Error",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+
+@cache
+def document() -> dict[str, Any]:
+    types = {op.response for op in OPERATIONS} | {op.request for op in OPERATIONS if op.request}
+    ordered = sorted(types, key=lambda t: t.__name__)
+    schemas, components = msgspec.json.schema_components(
+        ordered, ref_template="#/components/schemas/{name}"
+    )
+    by_type = dict(zip(ordered, schemas, strict=True))
+    components["Error"] = {
+        "type": "object",
+        "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+            "code": {"type": "string"}, "message": {"type": "string"}}}},
+    }  # fmt: skip
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in ("event", "slug", "comment_id")
+            if "{" + name + "}" in op.path
+        ] + [{"name": q, "in": "query", "schema": {"type": "string"}} for q in op.query]
+        entry: dict[str, Any] = {
+            "summary": op.summary,
+            "parameters": params,
+            "responses": {
+                str(op.status): {"description": "OK", "content": {
+                    "application/json": {"schema": by_type[op.response]}}},
+                "4XX": _ERROR,
+            },
+        }  # fmt: skip
+        if op.request is not None:
+            entry["requestBody"] = {"required": True, "content": {
+                "application/json": {"schema": by_type[op.request]}}}  # fmt: skip
+        if op.role is not None:
+            entry["security"] = [{"bearer": []}]
+            entry["description"] = f"Needs a token with at least the {op.role} role for the event."
+        paths.setdefault(op.path, {})[op.method] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Backchannel", "version": __version__},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }
+
+
+async def openapi(request: Request) -> Response:
+    return Response(msgspec.json.encode(document()), media_type="application/json")

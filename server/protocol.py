@@ -1,0 +1,349 @@
+"""The wire format, without I/O: JSON shapes of the HTTP API and WebSocket messages, decoding of
+client input into typed commands, and the building of WebSocket frames.
+
+Nothing here imports Starlette, websockets, asyncpg or redis. ``docs/protocol.md`` describes every
+message below (a test checks that each ``type`` and ``kind`` appears there).
+
+Server-to-client frames on the feed are built by concatenating already-encoded events, so an event
+is encoded to JSON once, where it is committed, and never again on its way to any watcher.
+"""
+
+from __future__ import annotations
+
+import struct
+import unicodedata
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+MAX_BODY = 5000
+PUBLIC_STATES = frozenset({"published"})
+EVENT_KINDS = (
+    "comment.created",
+    "comment.edited",
+    "comment.removed",
+    "comment.restored",
+    "session.opened",
+    "session.closed",
+    "session.updated",
+)
+ROLES = ("attendee", "presenter", "moderator", "admin")
+PROFESSIONS = (
+    "Psychotherapy", "Counseling", "Social Work", "Medicine", "Nursing", "Psychology", "Coach",
+    "Clergy", "Teacher", "Marriage/Family Therapy", "Exercise Physiology", "Health Education",
+    "Other", "Another Field",
+)  # fmt: skip
+
+Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+# --- What the server sends -----------------------------------------------------------------------
+
+
+class AuthorView(msgspec.Struct, frozen=True):
+    id: int
+    name: str
+    profession: str
+    city: str
+    region: str
+    country: str
+
+
+class CommentView(msgspec.Struct, frozen=True):
+    """A comment as every watcher may see it: a comment not in a public state is redacted (no
+    body, no author), so a removed comment's text never leaves the server."""
+
+    id: int
+    session: str
+    parent_id: int | None
+    root_id: int | None
+    depth: int
+    number: int | None
+    status: str
+    body: str | None
+    author: AuthorView | None
+    reply_count: int
+    created_at: datetime
+    edited_at: datetime | None
+
+
+class ThreadView(msgspec.Struct, frozen=True):
+    """A top-level comment with the first replies of its thread, in creation order (a parent
+    always comes before its replies); ``replies_next`` pages on when the thread has more."""
+
+    comment: CommentView
+    replies: list[CommentView]
+    replies_next: str | None
+
+
+class SessionView(msgspec.Struct, frozen=True):
+    slug: str
+    event: str
+    title: str
+    speakers: list[str]
+    prompt: str
+    state: Literal["open", "closed"]
+    opens_at: datetime | None
+    closes_at: datetime | None
+    accepting: bool
+    """Whether a post would be accepted now: open, and inside the window where one is set."""
+    total: int
+    """Published comments, replies included."""
+    head: int
+    """The seq of the session's newest event: connect the feed with ``since=head``."""
+    server_time: datetime
+
+
+class EventInfo(msgspec.Struct, frozen=True):
+    slug: str
+    title: str
+    sessions: list[str]
+
+
+class ParentCount(msgspec.Struct, frozen=True):
+    id: int
+    reply_count: int
+
+
+class Event(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One entry of a session's event log.
+
+    ``comment`` (for ``comment.*``) and ``session`` (for ``session.*``) hold the state to show:
+    set it, keyed by id. ``parent`` carries the new reply count of a reply's parent and ``total``
+    the session's total, so every count is a value to set, never a delta to apply.
+    """
+
+    seq: int
+    kind: str
+    at: datetime
+    total: int
+    comment: CommentView | None = None
+    parent: ParentCount | None = None
+    session: SessionView | None = None
+
+
+class Page(msgspec.Struct, frozen=True):
+    threads: list[ThreadView]
+    older: str | None
+    newer: str | None
+    total: int
+    head: int
+
+
+class RepliesPage(msgspec.Struct, frozen=True):
+    replies: list[CommentView]
+    next: str | None
+
+
+class PostResult(msgspec.Struct, frozen=True):
+    comment: CommentView
+    seq: int | None
+    """The event's seq, or None when a retried post (same ``client_key``) was already stored."""
+    created: bool
+
+
+class ModerationResult(msgspec.Struct, frozen=True):
+    comment: CommentView
+    changed: bool
+    """False when the comment was already in the requested state: nothing was written."""
+    removed_by: str | None
+    removed_at: datetime | None
+    seq: int | None
+
+
+class SessionChange(msgspec.Struct, frozen=True):
+    session: SessionView
+    changed: bool
+    seq: int | None
+
+
+# --- What clients send over HTTP -----------------------------------------------------------------
+
+
+class NewComment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    body: str
+    parent_id: int | None = None
+    client_key: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+
+
+class CommentEdit(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    body: str
+
+
+class NewEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    slug: Slug
+    title: Title
+
+
+class NewSession(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    slug: Slug
+    title: Title
+    speakers: list[Annotated[str, msgspec.Meta(max_length=200)]] = []
+    prompt: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    state: Literal["open", "closed"] = "open"
+    opens_at: datetime | None = None
+    closes_at: datetime | None = None
+
+
+class SessionPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Fields to change; a field left out keeps its value. ``opens_at``/``closes_at`` set to
+    null remove that edge of the window."""
+
+    title: Title | msgspec.UnsetType = msgspec.UNSET
+    speakers: list[Annotated[str, msgspec.Meta(max_length=200)]] | msgspec.UnsetType = msgspec.UNSET
+    prompt: Annotated[str, msgspec.Meta(max_length=500)] | msgspec.UnsetType = msgspec.UNSET
+    opens_at: datetime | None | msgspec.UnsetType = msgspec.UNSET
+    closes_at: datetime | None | msgspec.UnsetType = msgspec.UNSET
+
+
+# --- WebSocket messages from clients -------------------------------------------------------------
+
+
+class Auth(msgspec.Struct, frozen=True, tag="auth", tag_field="type", forbid_unknown_fields=True):
+    """Sent first by a client that has a token (and again with a fresh one before expiry)."""
+
+    token: Annotated[str, msgspec.Meta(max_length=8192)]
+
+
+ClientMessage = Auth
+
+_client_decoder = msgspec.json.Decoder(ClientMessage)
+
+
+class ProtocolError(ValueError):
+    """A client message that is not valid; the message says why."""
+
+
+def decode_client_message(data: str | bytes) -> ClientMessage:
+    try:
+        return _client_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(str(exc)) from None
+
+
+# --- Text ----------------------------------------------------------------------------------------
+
+_DROPPED_CONTROLS = {c: None for c in range(0x20) if c not in (0x09, 0x0A)} | {0x7F: None}
+
+
+class TextError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def clean_body(body: str) -> str:
+    """A comment body as stored: line endings made ``\\n``, control characters other than tab
+    and newline dropped, surrounding blank space trimmed. Raises :class:`TextError` when it is
+    empty, too long (in characters) or not encodable as UTF-8 (lone surrogates)."""
+    text = body.replace("\r\n", "\n").replace("\r", "\n").translate(_DROPPED_CONTROLS).strip()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TextError("body_invalid", "the comment is not valid Unicode text") from None
+    if not text:
+        raise TextError("body_empty", "the comment is empty")
+    if len(text) > MAX_BODY:
+        raise TextError(
+            "body_too_long", f"the comment has {len(text)} characters; at most {MAX_BODY}"
+        )
+    return text
+
+
+def clean_label(value: object, limit: int = 100) -> str:
+    """A display part (name, city, ...): a string, NFC, single-spaced, trimmed, cut to ``limit``."""
+    if not isinstance(value, str):
+        return ""
+    text = " ".join(unicodedata.normalize("NFC", value).translate(_DROPPED_CONTROLS).split())
+    return text[:limit]
+
+
+# --- Frames --------------------------------------------------------------------------------------
+
+_encoder = msgspec.json.Encoder()
+encode = _encoder.encode
+
+
+def encode_event(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def events_message(session: str, events: list[bytes]) -> bytes:
+    """``{"type":"events","session":...,"events":[...]}`` from events already encoded."""
+    return b"".join(
+        (b'{"type":"events","session":', _encoder.encode(session), b',"events":[',
+         b",".join(events), b"]}")
+    )  # fmt: skip
+
+
+def chunk_events(events: list[bytes], max_bytes: int) -> list[list[bytes]]:
+    """Split encoded events into runs of at most ``max_bytes`` (a lone larger event keeps a run
+    of its own), so that no frame exceeds what clients accept."""
+    runs: list[list[bytes]] = []
+    run: list[bytes] = []
+    size = 0
+    for event in events:
+        if run and size + len(event) > max_bytes:
+            runs.append(run)
+            run, size = [], 0
+        run.append(event)
+        size += len(event) + 1
+    if run:
+        runs.append(run)
+    return runs
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A complete, unmasked WebSocket text frame (RFC 6455 §5.2): server frames carry no mask,
+    so the same bytes can be written to every watcher."""
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", 0x81, length)
+    elif length < 65536:
+        header = struct.pack("!BBH", 0x81, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, length)
+    return header + payload
+
+
+class EventHead(msgspec.Struct, frozen=True):
+    """The few fields of an encoded event the hub reads to order it and keep its ring current."""
+
+    seq: int
+    kind: str
+    comment: CommentRef | None = None
+
+
+class CommentRef(msgspec.Struct, frozen=True):
+    id: int
+    status: str
+
+
+_head_decoder = msgspec.json.Decoder(EventHead)
+
+
+def read_event_head(payload: bytes) -> EventHead:
+    return _head_decoder.decode(payload)
+
+
+def replace_comment(payload: bytes, current: bytes) -> bytes:
+    """The encoded event ``payload`` with its ``comment`` replaced by the encoded ``current``
+    state, so that a replay never shows text that has since been removed."""
+    event = msgspec.json.decode(payload)
+    event["comment"] = msgspec.Raw(current)
+    return _encoder.encode(event)
+
+
+def comment_of(payload: bytes) -> bytes:
+    """The encoded ``comment`` member of an encoded event."""
+    return bytes(msgspec.json.decode(payload, type=_WithRawComment).comment)
+
+
+class _WithRawComment(msgspec.Struct):
+    comment: msgspec.Raw
+
+
+def error_message(code: str, message: str) -> bytes:
+    return _encoder.encode({"type": "error", "code": code, "message": message})

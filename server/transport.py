@@ -1,0 +1,81 @@
+"""The WebSocket transport: uvicorn's sans-I/O ``websockets`` protocol, plus a way for the hub
+to write pre-built frames straight to the socket.
+
+The standard ASGI path frames every message for every connection (``websocket.send`` goes
+through the protocol's framing and a per-send await). A fan-out server writes the *same* frame to
+thousands of connections, so this protocol puts a :class:`RawSink` in the connection's ASGI scope
+(``scope["extensions"]["backchannel.sink"]``): ``write`` hands the bytes to the transport and
+returns what is still unsent, which is the hub's measure of a slow client. uvicorn still does the
+handshake, reads client frames (size limit → 1009, invalid UTF-8 → 1007), and pings with a
+timeout. Serve with ``ws="server.transport:BackchannelWebSocketProtocol"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from .protocol import text_frame
+
+SINK_EXTENSION = "backchannel.sink"
+DEFAULT_GRACE = 5.0
+
+
+class RawSink:
+    """Writes complete frames to one client connection. See :class:`server.hub.Sink`."""
+
+    __slots__ = ("_protocol", "grace")
+
+    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+        self._protocol = protocol
+        self.grace = DEFAULT_GRACE
+
+    @property
+    def open(self) -> bool:
+        p = self._protocol
+        return not (p.close_sent or p.disconnected or p.transport.is_closing())
+
+    def write(self, frame: bytes) -> int:
+        if not self.open:
+            return -1
+        transport = self._protocol.transport
+        transport.write(frame)
+        size: int = transport.get_write_buffer_size()
+        return size
+
+    def send(self, payload: bytes) -> int:
+        """Frame one JSON message and write it."""
+        return self.write(text_frame(payload))
+
+    def close(self, code: int, reason: str) -> None:
+        """Queue a close frame after what is buffered, and end the app's receive loop. A client
+        that does not read it within ``grace`` seconds has its socket aborted, so a stuck client
+        holds at most its buffer for that long."""
+        p = self._protocol
+        if not self.open:
+            return
+        p.conn.send_close(code, reason[:120])
+        p.transport.write(b"".join(p.conn.data_to_send()))
+        p.close_sent = True
+        p.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        if p.read_paused:
+            p.read_paused = False
+            p.transport.resume_reading()
+        p.loop.call_later(self.grace, p.transport.abort)
+        p.transport.close()
+
+
+class BackchannelWebSocketProtocol(WebSocketsSansIOProtocol):  # type: ignore[misc]
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][SINK_EXTENSION] = RawSink(self)
+
+
+def sink_of(scope: dict[str, Any]) -> RawSink | None:
+    sink = scope.get("extensions", {}).get(SINK_EXTENSION)
+    return sink if isinstance(sink, RawSink) else None
+
+
