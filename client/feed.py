@@ -22,9 +22,14 @@ class FeedClosed(Exception):
 
 class Feed:
     def __init__(
-        self, base_url: str, session: str, *, since: int | None = None, token: str | None = None,
+        self,
+        base_url: str,
+        session: str,
+        *,
+        since: int | None = None,
+        token: str | None = None,
         **connect_options: Any,
-    ) -> None:  # fmt: skip
+    ) -> None:
         ws_base = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
         query = f"?since={since}" if since is not None else ""
         self.url = f"{ws_base}/v1/sessions/{session}/live{query}"

@@ -58,7 +58,12 @@ async def on_not_found(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 404)
     if status == 405:
         return api.JSONResponse(
-            {"error": {"code": "method_not_allowed", "message": f"{request.method} is not allowed here"}},
+            {
+                "error": {
+                    "code": "method_not_allowed",
+                    "message": f"{request.method} is not allowed here",
+                }
+            },
             405,
         )
     return api.error_response(NotFound("not_found", f"no route for {request.url.path}"))
@@ -100,7 +105,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=routes(),
         lifespan=lifespan,
         exception_handlers={
-            BackchannelError: on_error, Exception: on_error, 404: on_not_found, 405: on_not_found
+            BackchannelError: on_error,
+            Exception: on_error,
+            404: on_not_found,
+            405: on_not_found,
         },
     )
     app.add_middleware(ServerName, name=settings.name)

@@ -49,7 +49,9 @@ class Identity:
         if self.event not in (WILDCARD_EVENT, event):
             raise Forbidden("wrong_event", f"the token is for event {self.event!r}, not {event!r}")
         if _RANK[self.role] < _RANK[role]:
-            raise Forbidden("role_required", f"this needs the {role} role; the token has {self.role}")
+            raise Forbidden(
+                "role_required", f"this needs the {role} role; the token has {self.role}"
+            )
 
 
 def parse_secrets(value: str) -> dict[str, str]:
@@ -62,7 +64,9 @@ def parse_secrets(value: str) -> dict[str, str]:
         if not sep:
             kid, secret = "", kid
         if len(secret) < 16:
-            raise ConfigError(f"JWT_SECRETS: the secret for kid {kid!r} is shorter than 16 characters")
+            raise ConfigError(
+                f"JWT_SECRETS: the secret for kid {kid!r} is shorter than 16 characters"
+            )
         keys[kid] = secret
     return keys
 
@@ -112,10 +116,14 @@ class TokenVerifier:
             raise Unauthorized("token_unknown_key", f"no active signing key has kid {kid!r}")
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, key, algorithms=[ALGORITHM], audience=self._audience,
-                issuer=self._issuer, leeway=self._leeway,
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
                 options={"require": list(REQUIRED_CLAIMS)},
-            )  # fmt: skip
+            )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("token_expired", "the token has expired") from None
         except jwt.ImmatureSignatureError:
@@ -138,7 +146,9 @@ def _identity(claims: dict[str, Any]) -> Identity:
     if not isinstance(sub, str) or not 1 <= len(sub) <= 200:
         raise Unauthorized("token_claims", "the token's 'sub' must be a string of 1-200 characters")
     if role not in _RANK:
-        raise Unauthorized("token_role", f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+        raise Unauthorized(
+            "token_role", f"unknown role {role!r}; expected one of {', '.join(ROLES)}"
+        )
     if not isinstance(event, str) or not event:
         raise Unauthorized("token_claims", "the token's 'event' must be an event slug or '*'")
     country = clean_label(claims.get("country"), 2).upper()

@@ -66,8 +66,11 @@ class RedisBus:
         try:
             await asyncio.wait_for(self._connected.wait(), 5)
         except TimeoutError:
-            log.warning("redis bus: no connection to %s:%d yet; retrying in the background",
-                        self._host, self._port)  # fmt: skip
+            log.warning(
+                "redis bus: no connection to %s:%d yet; retrying in the background",
+                self._host,
+                self._port,
+            )
 
     async def publish(self, topic: str, payload: bytes) -> None:
         try:
@@ -113,8 +116,13 @@ class RedisBus:
                     asyncio.open_connection(self._host, self._port, ssl=self._ssl or None), 2
                 )
             except (OSError, TimeoutError) as exc:
-                log.warning("redis bus: cannot connect to %s:%d (%s); retry in %.1fs",
-                            self._host, self._port, exc, delay)  # fmt: skip
+                log.warning(
+                    "redis bus: cannot connect to %s:%d (%s); retry in %.1fs",
+                    self._host,
+                    self._port,
+                    exc,
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
                 continue
@@ -126,10 +134,17 @@ class RedisBus:
                 first = False
                 delay = 0.1
                 await self._listen(reader, writer)
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
-                    ValueError, BrokerError) as exc:
-                log.warning("redis bus: connection lost (%s: %s); reconnecting",
-                            type(exc).__name__, exc)  # fmt: skip
+            except (
+                OSError,
+                asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError,
+                TimeoutError,
+                ValueError,
+                BrokerError,
+            ) as exc:
+                log.warning(
+                    "redis bus: connection lost (%s: %s); reconnecting", type(exc).__name__, exc
+                )
             finally:
                 self._writer = None
                 self._connected.clear()

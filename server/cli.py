@@ -6,16 +6,18 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
 import asyncpg
 
-from .auth import ROLES, issue_token
+from .auth import issue_token
 from .config import Settings, load_settings
 from .embedded import EmbeddedPostgres
 from .errors import ConfigError
 from .migrations import migrate
+from .protocol import ROLES
 from .services import signing_keys
 
 log = logging.getLogger("backchannel")
@@ -35,13 +37,18 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="backchannel", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the server (an embedded PostgreSQL if "
-                                "DATABASE_URL is unset)")  # fmt: skip
+    serve = commands.add_parser(
+        "serve", help="run the server (an embedded PostgreSQL if DATABASE_URL is unset)"
+    )
     serve.add_argument("--host", help="address to listen on (HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (PORT)")
     serve.add_argument("--workers", type=int, help="processes sharing the port; needs REDIS_URL")
-    serve.add_argument("--demo", action="store_true", default=None,
-                       help="create the demo event and session with comments (DEMO)")  # fmt: skip
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        default=None,
+        help="create the demo event and session with comments (DEMO)",
+    )
 
     commands.add_parser("migrate", help="apply pending schema migrations, then exit")
 
@@ -70,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "token":
         print(make_token(settings, args))
         return 0
+    # uvicorn re-raises SIGTERM once it has shut down: make it an exit, so that the embedded
+    # PostgreSQL below is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     embedded = None
     if not settings.database_url:
         embedded = EmbeddedPostgres(settings.data_path / "pgdata")
@@ -89,11 +99,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 def make_token(settings: Settings, args: argparse.Namespace) -> str:
     claims = {
         "sub": args.sub or (args.name.lower().replace(" ", "-") or "local-user"),
-        "name": args.name, "profession": args.profession, "city": args.city,
-        "region": args.region, "country": args.country, "role": args.role, "event": args.event,
-    }  # fmt: skip
-    return issue_token(signing_keys(settings), issuer=settings.jwt_issuer,
-                       audience=settings.jwt_audience, ttl=args.ttl, **claims)  # fmt: skip
+        "name": args.name,
+        "profession": args.profession,
+        "city": args.city,
+        "region": args.region,
+        "country": args.country,
+        "role": args.role,
+        "event": args.event,
+    }
+    return issue_token(
+        signing_keys(settings),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl=args.ttl,
+        **claims,
+    )
 
 
 async def _migrate(url: str) -> None:
@@ -127,12 +147,20 @@ def serve(settings: Settings) -> int:
     if demo:
         log.info("demo board: %s/v1/sessions/%s/comments", base, demo)
     uvicorn.run(
-        "server.app:create_app", factory=True, host=settings.host, port=settings.port,
-        workers=settings.workers if settings.workers > 1 else None, ws=WS_PROTOCOL,
-        ws_max_size=settings.ws_max_message, ws_ping_interval=settings.ws_ping_interval,
-        ws_ping_timeout=settings.ws_ping_timeout, ws_per_message_deflate=False,
-        log_level=settings.log_level, access_log=False, lifespan="on",
-    )  # fmt: skip
+        "server.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers if settings.workers > 1 else None,
+        ws=WS_PROTOCOL,
+        ws_max_size=settings.ws_max_message,
+        ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_timeout,
+        ws_per_message_deflate=False,
+        log_level=settings.log_level,
+        access_log=False,
+        lifespan="on",
+    )
     return 0
 
 

@@ -69,7 +69,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return Path(self.data_dir).expanduser().resolve()
 
     def origins(self) -> frozenset[str]:
-        return frozenset(o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip())
+        return frozenset(
+            o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()
+        )
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -89,7 +91,9 @@ def read_dotenv(path: Path) -> dict[str, str]:
 
 
 def load_settings(
-    environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env"), **overrides: object
+    environ: Mapping[str, str] | None = None,
+    dotenv: Path | None = Path(".env"),
+    **overrides: object,
 ) -> Settings:
     """Settings from ``.env``, then the environment (which wins), then explicit ``overrides``."""
     fields = {f.name for f in msgspec.structs.fields(Settings)}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -28,15 +29,18 @@ async def load_demo(store: Store) -> str:
     """Create the demo board unless its session exists; returns the session's slug."""
     data = board()
     event, session = data["event"], data["session"]
-    try:
+    with contextlib.suppress(Conflict):
         await store.create_event(event["slug"], event["title"])
-    except Conflict:
-        pass
     try:
-        record = await store.create_session(event["slug"], NewSession(
-            slug=session["slug"], title=session["title"], speakers=session["speakers"],
-            prompt=session["prompt"],
-        ))  # fmt: skip
+        record = await store.create_session(
+            event["slug"],
+            NewSession(
+                slug=session["slug"],
+                title=session["title"],
+                speakers=session["speakers"],
+                prompt=session["prompt"],
+            ),
+        )
     except Conflict:
         return str(session["slug"])
     authors = {a["sub"]: a for a in data["authors"]}
@@ -46,12 +50,21 @@ async def load_demo(store: Store) -> str:
     step = timedelta(days=2) / max(len(comments), 1)
     for index, comment in enumerate(comments):
         a = authors[comment["author"]]
-        who = Identity(sub=a["sub"], name=a["name"].strip(), profession=a["profession"],
-                       city=a["city"].strip(), region=a["region"].strip(), country=a["country"],
-                       role="attendee", event=event["slug"], expires_at=0)  # fmt: skip
+        who = Identity(
+            sub=a["sub"],
+            name=a["name"].strip(),
+            profession=a["profession"],
+            city=a["city"].strip(),
+            region=a["region"].strip(),
+            country=a["country"],
+            role="attendee",
+            event=event["slug"],
+            expires_at=0,
+        )
         parent = ids[comment["parent"]] if comment.get("parent") else None
-        result, _ = await store.post(record, who, comment["body"], parent, comment["key"],
-                                     at=start + step * index)  # fmt: skip
+        result, _ = await store.post(
+            record, who, comment["body"], parent, comment["key"], at=start + step * index
+        )
         ids[comment["key"]] = result.comment.id
     log.info("demo board %s created with %d comments", session["slug"], len(comments))
     return str(session["slug"])

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("backchannel.embedded")
 
@@ -57,24 +58,69 @@ class EmbeddedPostgres:
         """Initialise the data folder if new, start the server, create the database; returns
         its URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        running = self._running_port()
+        if running is not None:
+            log.warning("PostgreSQL already runs on %s (port %d); using it", self.data_dir, running)
+            self.port = running
+            return self.url
         self._own(self.data_dir)
         if not (self.data_dir / "PG_VERSION").exists():
-            self._run([_bin("initdb"), "-D", str(self.data_dir), "-U", "postgres",
-                       "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"])  # fmt: skip
-        args = [_bin("postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-                "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.data_dir}",
-                "-c", "max_connections=300"]  # fmt: skip
+            self._run(
+                [
+                    _bin("initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ]
+            )
+        args = [
+            _bin("postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"unix_socket_directories={self.data_dir}",
+            "-c",
+            "max_connections=300",
+        ]
         if not self.durable:
-            args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+            args += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         log_file = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - the child keeps it
         self.process = subprocess.Popen(
-            args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True, **self._as_user()
+            args,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **self._as_user(),
         )
         log_file.close()
         self._wait_ready()
         self._create_database()
         log.info("embedded PostgreSQL on port %d, data in %s", self.port, self.data_dir)
         return self.url
+
+    def _running_port(self) -> int | None:
+        """The port of a postmaster already running on this data folder (left by a crash)."""
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+            os.kill(int(lines[0]), 0)
+            return int(lines[3])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -95,8 +141,9 @@ class EmbeddedPostgres:
                 raise RuntimeError(f"embedded PostgreSQL exited at start:\n{tail}")
             ready = subprocess.run(
                 [_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"],
-                capture_output=True, check=False,
-            )  # fmt: skip
+                capture_output=True,
+                check=False,
+            )
             if ready.returncode == 0:
                 return
             time.sleep(0.1)
@@ -106,10 +153,14 @@ class EmbeddedPostgres:
         psql = [_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-tAq"]
         exists = subprocess.run(
             [*psql, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
-            capture_output=True, check=True, text=True,
-        )  # fmt: skip
+            capture_output=True,
+            check=True,
+            text=True,
+        )
         if exists.stdout.strip() != "1":
-            subprocess.run([*psql, "-c", f"CREATE DATABASE {DATABASE}"], check=True, capture_output=True)
+            subprocess.run(
+                [*psql, "-c", f"CREATE DATABASE {DATABASE}"], check=True, capture_output=True
+            )
 
     def _run_as(self) -> str | None:
         if os.geteuid() != 0:
@@ -117,11 +168,21 @@ class EmbeddedPostgres:
         try:
             pwd.getpwnam(SYSTEM_USER)
         except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                            SYSTEM_USER], check=True, capture_output=True)  # fmt: skip
+            subprocess.run(
+                [
+                    "useradd",
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    SYSTEM_USER,
+                ],
+                check=True,
+                capture_output=True,
+            )
         return SYSTEM_USER
 
-    def _as_user(self) -> dict[str, object]:
+    def _as_user(self) -> dict[str, Any]:
         # Its own group too: left in root's group, "group" permissions would deny it root's
         # private folders that "other" permissions let it traverse.
         if self._user is None:
@@ -150,4 +211,6 @@ class EmbeddedPostgres:
     def _run(self, args: list[str]) -> None:
         done = subprocess.run(args, capture_output=True, check=False, **self._as_user())
         if done.returncode != 0:
-            raise RuntimeError(f"{Path(args[0]).name} failed: {done.stderr.decode(errors='replace')}")
+            raise RuntimeError(
+                f"{Path(args[0]).name} failed: {done.stderr.decode(errors='replace')}"
+            )

@@ -57,12 +57,16 @@ def caller(request: Request) -> Identity:
 async def read_json(request: Request, kind: type[T]) -> T:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
-        raise PayloadTooLarge("request_too_large", f"requests are limited to {MAX_REQUEST_BYTES} bytes")
+        raise PayloadTooLarge(
+            "request_too_large", f"requests are limited to {MAX_REQUEST_BYTES} bytes"
+        )
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_REQUEST_BYTES:
-            raise PayloadTooLarge("request_too_large", f"requests are limited to {MAX_REQUEST_BYTES} bytes")
+            raise PayloadTooLarge(
+                "request_too_large", f"requests are limited to {MAX_REQUEST_BYTES} bytes"
+            )
     try:
         return msgspec.json.decode(bytes(body), type=kind)
     except msgspec.ValidationError as exc:
@@ -158,9 +162,12 @@ async def list_comments(request: Request) -> Response:
         raise BadRequest("bad_cursor", "give before or after, not both")
     settings = services(request).settings
     page = await services(request).store.page(
-        session, before=before, after=after, limit=settings.page_size,
+        session,
+        before=before,
+        after=after,
+        limit=settings.page_size,
         replies=settings.replies_per_thread,
-    )  # fmt: skip
+    )
     return JSONResponse(page)
 
 
@@ -211,8 +218,12 @@ async def moderate_comment(request: Request) -> Response:
     if event is not None:
         hub = services(request).hub
         await hub.publish_session(session.id, event)
-        notice = {"type": "notice", "kind": "comment." + ("removed" if status == "removed" else "restored"),
-                  "session": session.slug, "comment_id": cid}  # fmt: skip
+        notice = {
+            "type": "notice",
+            "kind": "comment." + ("removed" if status == "removed" else "restored"),
+            "session": session.slug,
+            "comment_id": cid,
+        }
         await hub.publish_private(user_topic(author), encode(notice))
     return JSONResponse(result)
 

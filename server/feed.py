@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket
@@ -83,8 +85,12 @@ class Connection:
         self._last = time.monotonic()
 
     async def run(self, websocket: WebSocket, since: int | None) -> None:
-        hello = {"type": "hello", "session": self.session.slug,
-                 "server": self.services.settings.name, "since": since}  # fmt: skip
+        hello = {
+            "type": "hello",
+            "session": self.session.slug,
+            "server": self.services.settings.name,
+            "since": since,
+        }
         self.sink.send(encode(hello))
         try:
             try:
@@ -100,7 +106,7 @@ class Connection:
         finally:
             self.hub.leave(self.watcher)
 
-    async def _handle(self, message: dict[str, object]) -> None:
+    async def _handle(self, message: Mapping[str, Any]) -> None:
         if not self._allow():
             log.info("feed %s: client flooding; closing", self.session.slug)
             self.sink.close(CLOSE_POLICY, "too many messages")
@@ -129,10 +135,17 @@ class Connection:
         for topic in self._private_topics(identity):
             await self.hub.join(topic, self.watcher)
         author_id = await self.services.store.author_of(identity)
-        self.sink.send(encode({
-            "type": "auth.ok", "role": identity.role, "event": identity.event,
-            "author_id": author_id, "expires_at": identity.expires_at,
-        }))  # fmt: skip
+        self.sink.send(
+            encode(
+                {
+                    "type": "auth.ok",
+                    "role": identity.role,
+                    "event": identity.event,
+                    "author_id": author_id,
+                    "expires_at": identity.expires_at,
+                }
+            )
+        )
 
     def _private_topics(self, identity: Identity) -> list[str]:
         topics = [user_topic(identity.sub)]

@@ -54,7 +54,7 @@ class Sink(Protocol):
     def write(self, frame: bytes) -> int:
         """Write ``frame``; return the bytes still unsent, or -1 if the connection is closing."""
 
-    def shed(self, code: int, reason: str) -> None:
+    def close(self, code: int, reason: str) -> None:
         """Close with ``code``: no more writes; the socket is aborted if the close cannot go out."""
 
 
@@ -197,8 +197,12 @@ class SessionChannel:
                 await self._read_missed(upto)
                 return
             except Exception as exc:
-                log.warning("session %s: reading missed events failed (%s); retry in %.1fs",
-                            self.session.slug, exc, delay)  # fmt: skip
+                log.warning(
+                    "session %s: reading missed events failed (%s); retry in %.1fs",
+                    self.session.slug,
+                    exc,
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -219,7 +223,9 @@ class SessionChannel:
         if since > self.head:
             await self._read_missed(since)
             if since > self.head:
-                raise BadRequest("since_ahead", f"since={since} is ahead of the log (head {self.head})")
+                raise BadRequest(
+                    "since_ahead", f"since={since} is ahead of the log (head {self.head})"
+                )
         while True:
             self.flush()  # whatever is batched is in the ring: send it once, from the ring
             if since == self.head or self.ring.covers(since + 1):
@@ -264,6 +270,7 @@ class Hub:
         self._opening: dict[str, asyncio.Task[None]] = {}
         self._lingering: dict[str, asyncio.TimerHandle] = {}
         self._poller: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self.bus.start(self._on_message, self.resync)
@@ -337,7 +344,7 @@ class Hub:
             try:
                 await asyncio.shield(opening)
             except BaseException:
-                if self._channels.get(topic) is channel and not channel.ready.is_set():
+                if self._channels.get(topic) is channel and not channel.ready.is_set():  # type: ignore[union-attr]
                     del self._channels[topic]
                 raise
             finally:
@@ -354,12 +361,16 @@ class Hub:
     def _drop(self, topic: str) -> None:
         self._lingering.pop(topic, None)
         channel = self._channels.get(topic)
-        if channel is None or channel.watchers or getattr(channel, "joining", 0):
+        if channel is None or channel.watchers:
+            return
+        if isinstance(channel, SessionChannel) and channel.joining:
             return
         del self._channels[topic]
         if isinstance(channel, SessionChannel):
             channel.close()
-        asyncio.create_task(self.bus.unsubscribe(topic))
+        task = asyncio.create_task(self.bus.unsubscribe(topic))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # --- Events in -------------------------------------------------------------------------------
 
@@ -413,5 +424,4 @@ class Hub:
     def shed(self, watcher: Watcher) -> None:
         self.stats.shed += 1
         self.leave(watcher)
-        watcher.sink.shed(CLOSE_TOO_SLOW, "too slow: reconnect with since")
-
+        watcher.sink.close(CLOSE_TOO_SLOW, "too slow: reconnect with since")

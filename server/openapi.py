@@ -43,28 +43,82 @@ class Operation:
 OPERATIONS = (
     Operation("post", "/v1/events", "Create an event", EventInfo, NewEvent, "admin", 201),
     Operation("get", "/v1/events/{event}", "Read an event and its sessions", EventInfo),
-    Operation("post", "/v1/events/{event}/sessions", "Create a session", SessionView, NewSession,
-              "admin", 201),  # fmt: skip
+    Operation(
+        "post",
+        "/v1/events/{event}/sessions",
+        "Create a session",
+        SessionView,
+        NewSession,
+        "admin",
+        201,
+    ),
     Operation("get", "/v1/sessions/{slug}", "Read a session with its counts", SessionView),
-    Operation("patch", "/v1/sessions/{slug}", "Change a session", SessionChange, SessionPatch,
-              "moderator"),  # fmt: skip
-    Operation("post", "/v1/sessions/{slug}/open", "Open (or reopen) a session for posts",
-              SessionChange, None, "moderator"),  # fmt: skip
-    Operation("post", "/v1/sessions/{slug}/close", "Close a session for posts", SessionChange,
-              None, "moderator"),  # fmt: skip
-    Operation("get", "/v1/sessions/{slug}/comments",
-              "A page of top-level comments, newest first, with their reply trees", Page,
-              query=("before", "after")),  # fmt: skip
-    Operation("post", "/v1/sessions/{slug}/comments", "Post a comment or a reply", PostResult,
-              NewComment, "attendee", 201),  # fmt: skip
-    Operation("patch", "/v1/comments/{comment_id}", "Edit one's own comment", PostResult,
-              CommentEdit, "attendee"),  # fmt: skip
-    Operation("get", "/v1/comments/{comment_id}/replies", "More replies of a thread",
-              RepliesPage, query=("after",)),  # fmt: skip
-    Operation("post", "/v1/comments/{comment_id}/remove", "Remove a comment", ModerationResult,
-              None, "moderator"),  # fmt: skip
-    Operation("post", "/v1/comments/{comment_id}/restore", "Restore a removed comment",
-              ModerationResult, None, "moderator"),  # fmt: skip
+    Operation(
+        "patch", "/v1/sessions/{slug}", "Change a session", SessionChange, SessionPatch, "moderator"
+    ),
+    Operation(
+        "post",
+        "/v1/sessions/{slug}/open",
+        "Open (or reopen) a session for posts",
+        SessionChange,
+        None,
+        "moderator",
+    ),
+    Operation(
+        "post",
+        "/v1/sessions/{slug}/close",
+        "Close a session for posts",
+        SessionChange,
+        None,
+        "moderator",
+    ),
+    Operation(
+        "get",
+        "/v1/sessions/{slug}/comments",
+        "A page of top-level comments, newest first, with their reply trees",
+        Page,
+        query=("before", "after"),
+    ),
+    Operation(
+        "post",
+        "/v1/sessions/{slug}/comments",
+        "Post a comment or a reply",
+        PostResult,
+        NewComment,
+        "attendee",
+        201,
+    ),
+    Operation(
+        "patch",
+        "/v1/comments/{comment_id}",
+        "Edit one's own comment",
+        PostResult,
+        CommentEdit,
+        "attendee",
+    ),
+    Operation(
+        "get",
+        "/v1/comments/{comment_id}/replies",
+        "More replies of a thread",
+        RepliesPage,
+        query=("after",),
+    ),
+    Operation(
+        "post",
+        "/v1/comments/{comment_id}/remove",
+        "Remove a comment",
+        ModerationResult,
+        None,
+        "moderator",
+    ),
+    Operation(
+        "post",
+        "/v1/comments/{comment_id}/restore",
+        "Restore a removed comment",
+        ModerationResult,
+        None,
+        "moderator",
+    ),
 )
 
 _ERROR = {
@@ -83,9 +137,14 @@ def document() -> dict[str, Any]:
     by_type = dict(zip(ordered, schemas, strict=True))
     components["Error"] = {
         "type": "object",
-        "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-            "code": {"type": "string"}, "message": {"type": "string"}}}},
-    }  # fmt: skip
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            }
+        },
+    }
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         params = [
@@ -97,14 +156,18 @@ def document() -> dict[str, Any]:
             "summary": op.summary,
             "parameters": params,
             "responses": {
-                str(op.status): {"description": "OK", "content": {
-                    "application/json": {"schema": by_type[op.response]}}},
+                str(op.status): {
+                    "description": "OK",
+                    "content": {"application/json": {"schema": by_type[op.response]}},
+                },
                 "4XX": _ERROR,
             },
-        }  # fmt: skip
+        }
         if op.request is not None:
-            entry["requestBody"] = {"required": True, "content": {
-                "application/json": {"schema": by_type[op.request]}}}  # fmt: skip
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": by_type[op.request]}},
+            }
         if op.role is not None:
             entry["security"] = [{"bearer": []}]
             entry["description"] = f"Needs a token with at least the {op.role} role for the event."
@@ -115,7 +178,9 @@ def document() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
         },
     }
 

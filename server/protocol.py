@@ -30,10 +30,21 @@ EVENT_KINDS = (
 )
 ROLES = ("attendee", "presenter", "moderator", "admin")
 PROFESSIONS = (
-    "Psychotherapy", "Counseling", "Social Work", "Medicine", "Nursing", "Psychology", "Coach",
-    "Clergy", "Teacher", "Marriage/Family Therapy", "Exercise Physiology", "Health Education",
-    "Other", "Another Field",
-)  # fmt: skip
+    "Psychotherapy",
+    "Counseling",
+    "Social Work",
+    "Medicine",
+    "Nursing",
+    "Psychology",
+    "Coach",
+    "Clergy",
+    "Teacher",
+    "Marriage/Family Therapy",
+    "Exercise Physiology",
+    "Health Education",
+    "Other",
+    "Another Field",
+)
 
 Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -194,8 +205,8 @@ class SessionPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit
     title: Title | msgspec.UnsetType = msgspec.UNSET
     speakers: list[Annotated[str, msgspec.Meta(max_length=200)]] | msgspec.UnsetType = msgspec.UNSET
     prompt: Annotated[str, msgspec.Meta(max_length=500)] | msgspec.UnsetType = msgspec.UNSET
-    opens_at: datetime | None | msgspec.UnsetType = msgspec.UNSET
-    closes_at: datetime | None | msgspec.UnsetType = msgspec.UNSET
+    opens_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
+    closes_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
 
 
 # --- WebSocket messages from clients -------------------------------------------------------------
@@ -273,9 +284,14 @@ def encode_event(event: Event) -> bytes:
 def events_message(session: str, events: list[bytes]) -> bytes:
     """``{"type":"events","session":...,"events":[...]}`` from events already encoded."""
     return b"".join(
-        (b'{"type":"events","session":', _encoder.encode(session), b',"events":[',
-         b",".join(events), b"]}")
-    )  # fmt: skip
+        (
+            b'{"type":"events","session":',
+            _encoder.encode(session),
+            b',"events":[',
+            b",".join(events),
+            b"]}",
+        )
+    )
 
 
 def chunk_events(events: list[bytes], max_bytes: int) -> list[list[bytes]]:

@@ -35,7 +35,9 @@ class Services:
     @classmethod
     async def open(cls, settings: Settings) -> Services:
         if not settings.database_url:
-            raise ConfigError("DATABASE_URL is not set (`backchannel serve` starts an embedded one)")
+            raise ConfigError(
+                "DATABASE_URL is not set (`backchannel serve` starts an embedded one)"
+            )
         verifier = TokenVerifier(
             signing_keys(settings), settings.jwt_issuer, settings.jwt_audience, settings.jwt_leeway
         )
@@ -54,7 +56,9 @@ class Services:
             bus = MemoryBus()
         hub = Hub(bus, store, settings.ring_size, settings.ws_send_buffer_limit)
         await hub.start()
-        log.info("server %s ready (bus: %s)", settings.name, "redis" if settings.redis_url else "memory")
+        log.info(
+            "server %s ready (bus: %s)", settings.name, "redis" if settings.redis_url else "memory"
+        )
         return cls(settings=settings, store=store, hub=hub, verifier=verifier)
 
     async def close(self) -> None:

@@ -101,29 +101,49 @@ class SessionRecord:
             and (self.closes_at is None or now < self.closes_at)
         )
         return SessionView(
-            slug=self.slug, event=self.event_slug, title=self.title, speakers=self.speakers,
-            prompt=self.prompt, state=self.state,  # type: ignore[arg-type]
-            opens_at=self.opens_at, closes_at=self.closes_at, accepting=accepting,
-            total=self.comment_count, head=self.last_seq, server_time=now,
-        )  # fmt: skip
+            slug=self.slug,
+            event=self.event_slug,
+            title=self.title,
+            speakers=self.speakers,
+            prompt=self.prompt,
+            state=self.state,  # type: ignore[arg-type]
+            opens_at=self.opens_at,
+            closes_at=self.closes_at,
+            accepting=accepting,
+            total=self.comment_count,
+            head=self.last_seq,
+            server_time=now,
+        )
 
 
 def comment_view(row: asyncpg.Record | dict[str, Any], session: str) -> CommentView:
     public = row["status"] in PUBLIC_STATES
     author = (
         AuthorView(
-            id=row["author_id"], name=row["name"], profession=row["profession"],
-            city=row["city"], region=row["region"], country=row["country"],
-        )  # fmt: skip
+            id=row["author_id"],
+            name=row["name"],
+            profession=row["profession"],
+            city=row["city"],
+            region=row["region"],
+            country=row["country"],
+        )
         if public
         else None
     )
     return CommentView(
-        id=row["id"], session=session, parent_id=row["parent_id"], root_id=row["root_id"],
-        depth=row["depth"], number=row["number"], status=row["status"],
-        body=row["body"] if public else None, author=author, reply_count=row["reply_count"],
-        created_at=row["created_at"], edited_at=row["edited_at"],
-    )  # fmt: skip
+        id=row["id"],
+        session=session,
+        parent_id=row["parent_id"],
+        root_id=row["root_id"],
+        depth=row["depth"],
+        number=row["number"],
+        status=row["status"],
+        body=row["body"] if public else None,
+        author=author,
+        reply_count=row["reply_count"],
+        created_at=row["created_at"],
+        edited_at=row["edited_at"],
+    )
 
 
 def _sql(query: str) -> str:
@@ -191,11 +211,19 @@ class Store:
                                              opens_at, closes_at)
                        SELECT id, $2, $3, $4, $5, $6, $7, $8 FROM events WHERE slug = $1
                        RETURNING id""",
-                    event, new.slug, new.title, new.speakers, new.prompt, new.state,
-                    new.opens_at, new.closes_at,
-                )  # fmt: skip
+                    event,
+                    new.slug,
+                    new.title,
+                    new.speakers,
+                    new.prompt,
+                    new.state,
+                    new.opens_at,
+                    new.closes_at,
+                )
             except asyncpg.UniqueViolationError:
-                raise Conflict("session_exists", f"a session with slug {new.slug!r} exists") from None
+                raise Conflict(
+                    "session_exists", f"a session with slug {new.slug!r} exists"
+                ) from None
             if row is None:
                 raise NotFound("unknown_event", f"no event has slug {event!r}")
         return await self.session(new.slug)
@@ -212,10 +240,14 @@ class Store:
 
     async def head(self, session_id: int) -> int:
         async with self._connection() as conn:
-            head: int = await conn.fetchval("SELECT last_seq FROM sessions WHERE id = $1", session_id)
+            head: int = await conn.fetchval(
+                "SELECT last_seq FROM sessions WHERE id = $1", session_id
+            )
             return head
 
-    async def set_state(self, session: SessionRecord, state: str) -> tuple[SessionChange, bytes | None]:
+    async def set_state(
+        self, session: SessionRecord, state: str
+    ) -> tuple[SessionChange, bytes | None]:
         """Open or close; conditional, so setting the state it has changes nothing."""
         kind = "session.opened" if state == "open" else "session.closed"
         return await self._change_session(session, kind, "state = $2", state, "state <> $2")
@@ -226,9 +258,9 @@ class Store:
         fields = {k: v for k, v in _patch_fields(patch).items()}
         if not fields:
             raise BadRequest("empty_patch", "nothing to change")
-        opens = fields.get("opens_at", session.opens_at)
-        closes = fields.get("closes_at", session.closes_at)
-        if opens and closes and opens >= closes:
+        opens = patch.opens_at if "opens_at" in fields else session.opens_at
+        closes = patch.closes_at if "closes_at" in fields else session.closes_at
+        if isinstance(opens, datetime) and isinstance(closes, datetime) and opens >= closes:
             raise BadRequest("bad_window", "opens_at must be before closes_at")
         names = list(fields)
         sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=2))
@@ -244,19 +276,23 @@ class Store:
             seq = await conn.fetchval(
                 f"""UPDATE sessions SET {sets}, last_seq = last_seq + 1, updated_at = now()
                     WHERE id = $1 AND {condition} RETURNING last_seq""",
-                session.id, *args,
-            )  # fmt: skip
+                session.id,
+                *args,
+            )
             if seq is not None:
                 await conn.execute(
                     "INSERT INTO session_events (session_id, seq, kind) VALUES ($1, $2, $3)",
-                    session.id, seq, kind,
-                )  # fmt: skip
+                    session.id,
+                    seq,
+                    kind,
+                )
             current = await self._session(conn, "s.id = $1", session.id)
         view = current.view()
         if seq is None:
             return SessionChange(session=view, changed=False, seq=None), None
-        event = Event(seq=seq, kind=kind, at=view.server_time, total=current.comment_count,
-                      session=view)  # fmt: skip
+        event = Event(
+            seq=seq, kind=kind, at=view.server_time, total=current.comment_count, session=view
+        )
         log.info("session %s: %s (seq %d)", session.slug, kind, seq)
         return SessionChange(session=view, changed=True, seq=seq), encode_event(event)
 
@@ -290,9 +326,15 @@ class Store:
             return found
 
     async def post(
-        self, session: SessionRecord, who: Identity, body: str, parent_id: int | None,
-        client_key: str | None, *, at: datetime | None = None,
-    ) -> tuple[PostResult, bytes | None]:  # fmt: skip
+        self,
+        session: SessionRecord,
+        who: Identity,
+        body: str,
+        parent_id: int | None,
+        client_key: str | None,
+        *,
+        at: datetime | None = None,
+    ) -> tuple[PostResult, bytes | None]:
         """Store a comment (``at``: its time, when importing) and log its event. A retry with a
         ``client_key`` already used by this author in this session returns the stored comment
         and no event."""
@@ -320,23 +362,25 @@ class Store:
         row = await conn.fetchrow(
             f"""SELECT {_COMMENT} FROM {_COMMENT_FROM}
                 WHERE c.session_id = $1 AND c.author_id = $2 AND c.client_key = $3""",
-            session.id, author_id, key,
-        )  # fmt: skip
+            session.id,
+            author_id,
+            key,
+        )
         if row is None:
             return None
         return PostResult(comment=comment_view(row, session.slug), seq=None, created=False)
 
     async def _insert(
-        self, conn: asyncpg.Connection, session: SessionRecord, author_id: int, body: str,
-        parent_id: int | None, client_key: str | None, at: datetime | None,
-    ) -> tuple[PostResult, bytes]:  # fmt: skip
-        seq = await conn.fetchval(
-            f"""UPDATE sessions s SET last_seq = last_seq + 1
-                WHERE s.id = $1 AND {_ACCEPTING} RETURNING last_seq""",
-            session.id,
-        )
-        if seq is None:
-            raise Conflict("session_closed", f"comments are closed for session {session.slug!r}")
+        self,
+        conn: asyncpg.Connection,
+        session: SessionRecord,
+        author_id: int,
+        body: str,
+        parent_id: int | None,
+        client_key: str | None,
+        at: datetime | None,
+    ) -> tuple[PostResult, bytes]:
+        seq = await _next_seq(conn, session, accepting=True)
         root_id, depth = None, 0
         if parent_id is not None:
             root_id, depth = await self._parent(conn, session, parent_id)
@@ -347,8 +391,15 @@ class Store:
                     VALUES ($1, $2, $3, $4, $5, $6, 'published', $7, coalesce($8, now()))
                     RETURNING *)
                 SELECT {_COMMENT} FROM c JOIN authors a ON a.id = c.author_id""",
-            session.id, author_id, parent_id, root_id, depth, body, client_key, at,
-        )  # fmt: skip
+            session.id,
+            author_id,
+            parent_id,
+            root_id,
+            depth,
+            body,
+            client_key,
+            at,
+        )
         assert row is not None
         return await self._comment_event(conn, session, "comment.created", seq, row)
 
@@ -359,15 +410,21 @@ class Store:
             "SELECT session_id, root_id, depth, status FROM comments WHERE id = $1", parent_id
         )
         if parent is None or parent["session_id"] != session.id:
-            raise BadRequest("bad_parent", f"comment {parent_id} is not in session {session.slug!r}")
+            raise BadRequest(
+                "bad_parent", f"comment {parent_id} is not in session {session.slug!r}"
+            )
         if parent["status"] not in PUBLIC_STATES:
             raise Conflict("parent_not_published", f"comment {parent_id} is {parent['status']}")
         return parent["root_id"] or parent_id, parent["depth"] + 1
 
     async def _comment_event(
-        self, conn: asyncpg.Connection, session: SessionRecord, kind: str, seq: int,
+        self,
+        conn: asyncpg.Connection,
+        session: SessionRecord,
+        kind: str,
+        seq: int,
         row: asyncpg.Record,
-    ) -> tuple[PostResult, bytes]:  # fmt: skip
+    ) -> tuple[PostResult, bytes]:
         """Log the event for a comment just written, and encode it with the counts it changed."""
         counts = await conn.fetchrow(
             """WITH e AS (INSERT INTO session_events (session_id, seq, kind, comment_id)
@@ -375,15 +432,25 @@ class Store:
                SELECT e.at, s.comment_count,
                       (SELECT reply_count FROM comments WHERE id = $5) AS parent_replies
                FROM e, sessions s WHERE s.id = $1""",
-            session.id, seq, kind, row["id"], row["parent_id"],
-        )  # fmt: skip
+            session.id,
+            seq,
+            kind,
+            row["id"],
+            row["parent_id"],
+        )
         assert counts is not None
         comment = comment_view(row, session.slug)
         parent = None
         if row["parent_id"] is not None:
             parent = ParentCount(id=row["parent_id"], reply_count=counts["parent_replies"])
-        event = Event(seq=seq, kind=kind, at=counts["at"], total=counts["comment_count"],
-                      comment=comment, parent=parent)  # fmt: skip
+        event = Event(
+            seq=seq,
+            kind=kind,
+            at=counts["at"],
+            total=counts["comment_count"],
+            comment=comment,
+            parent=parent,
+        )
         log.info("session %s: %s comment %d (seq %d)", session.slug, kind, row["id"], seq)
         return PostResult(comment=comment, seq=seq, created=True), encode_event(event)
 
@@ -411,13 +478,7 @@ class Store:
         self, session: SessionRecord, comment_id: int, who: Identity, body: str
     ) -> tuple[PostResult, bytes]:
         async with self._connection() as conn, conn.transaction():
-            seq = await conn.fetchval(
-                f"UPDATE sessions s SET last_seq = last_seq + 1 WHERE s.id = $1 AND {_ACCEPTING} "
-                "RETURNING last_seq",
-                session.id,
-            )
-            if seq is None:
-                raise Conflict("session_closed", f"comments are closed for session {session.slug!r}")
+            seq = await _next_seq(conn, session, accepting=True)
             row = await conn.fetchrow(
                 f"""WITH c AS (
                         UPDATE comments c SET body = $2, edited_at = now()
@@ -426,8 +487,10 @@ class Store:
                           AND c.status = 'published' AND c.body <> $2
                         RETURNING c.*)
                     SELECT {_COMMENT} FROM c JOIN authors a ON a.id = c.author_id""",
-                comment_id, body, who.sub,
-            )  # fmt: skip
+                comment_id,
+                body,
+                who.sub,
+            )
             if row is None:
                 current = await self._comment(conn, comment_id)
                 if current["external_id"] != who.sub:
@@ -449,10 +512,7 @@ class Store:
         async with self._connection() as conn:
             try:
                 async with conn.transaction():
-                    seq = await conn.fetchval(
-                        "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
-                        session.id,
-                    )
+                    seq = await _next_seq(conn, session, accepting=False)
                     row = await conn.fetchrow(
                         f"""WITH c AS (
                                 UPDATE comments SET status = $2,
@@ -460,21 +520,38 @@ class Store:
                                     removed_by = $3
                                 WHERE id = $1 AND session_id = $4 AND status <> $2 RETURNING *)
                             SELECT {_COMMENT} FROM c JOIN authors a ON a.id = c.author_id""",
-                        comment_id, status, by, session.id,
-                    )  # fmt: skip
+                        comment_id,
+                        status,
+                        by,
+                        session.id,
+                    )
                     if row is None:
                         raise _Unchanged(None)
                     result, event = await self._comment_event(conn, session, kind, seq, row)
             except _Unchanged:
                 current = await self._comment(conn, comment_id)
-                return ModerationResult(
-                    comment=comment_view(current, session.slug), changed=False,
-                    removed_by=current["removed_by"], removed_at=current["removed_at"], seq=None,
-                ), None, current["external_id"]  # fmt: skip
-        return ModerationResult(
-            comment=result.comment, changed=True, removed_by=row["removed_by"],
-            removed_at=row["removed_at"], seq=seq,
-        ), event, row["external_id"]  # fmt: skip
+                return (
+                    ModerationResult(
+                        comment=comment_view(current, session.slug),
+                        changed=False,
+                        removed_by=current["removed_by"],
+                        removed_at=current["removed_at"],
+                        seq=None,
+                    ),
+                    None,
+                    current["external_id"],
+                )
+        return (
+            ModerationResult(
+                comment=result.comment,
+                changed=True,
+                removed_by=row["removed_by"],
+                removed_at=row["removed_at"],
+                seq=seq,
+            ),
+            event,
+            row["external_id"],
+        )
 
     async def _comment(self, conn: asyncpg.Connection, comment_id: int) -> asyncpg.Record:
         row = await conn.fetchrow(
@@ -487,14 +564,20 @@ class Store:
     # --- Reading ---------------------------------------------------------------------------------
 
     async def page(
-        self, session: SessionRecord, *, before: int | None, after: int | None, limit: int,
+        self,
+        session: SessionRecord,
+        *,
+        before: int | None,
+        after: int | None,
+        limit: int,
         replies: int,
-    ) -> Page:  # fmt: skip
+    ) -> Page:
         """Top-level comments newest first, keyset-paged by number, each with its first
         ``replies`` replies. Read in one snapshot with the head, so a feed opened with
         ``since=head`` continues exactly where the page ends."""
-        async with self._connection() as conn, conn.transaction(
-            isolation="repeatable_read", readonly=True
+        async with (
+            self._connection() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             current = await self._session(conn, "s.id = $1", session.id)
             if after is not None:
@@ -502,8 +585,11 @@ class Store:
                     _sql(f"""SELECT {_COMMENT} FROM {_COMMENT_FROM}
                         WHERE c.session_id = $2 AND c.parent_id IS NULL AND c.number > $3
                           AND {_SHOWN} ORDER BY c.number ASC LIMIT $4"""),
-                    _PUBLIC, session.id, after, limit + 1,
-                )  # fmt: skip
+                    _PUBLIC,
+                    session.id,
+                    after,
+                    limit + 1,
+                )
                 more_newer, rows = len(rows) > limit, list(reversed(rows[:limit]))
                 more_older = bool(rows)
             else:
@@ -512,8 +598,11 @@ class Store:
                         WHERE c.session_id = $2 AND c.parent_id IS NULL
                           AND c.number < coalesce($3, 2147483647)
                           AND {_SHOWN} ORDER BY c.number DESC LIMIT $4"""),
-                    _PUBLIC, session.id, before, limit + 1,
-                )  # fmt: skip
+                    _PUBLIC,
+                    session.id,
+                    before,
+                    limit + 1,
+                )
                 more_older, rows = len(rows) > limit, rows[:limit]
                 more_newer = before is not None and bool(rows)
             threads = await self._threads(conn, session.slug, rows, replies)
@@ -538,8 +627,10 @@ class Store:
                         ORDER BY c.id LIMIT $3) c
                     JOIN authors a ON a.id = c.author_id
                     ORDER BY c.id"""),
-                _PUBLIC, ids, limit + 1,
-            )  # fmt: skip
+                _PUBLIC,
+                ids,
+                limit + 1,
+            )
             for row in rows:
                 by_root.setdefault(row["root_id"], []).append(row)
         threads = []
@@ -547,11 +638,13 @@ class Store:
             found = by_root.get(top["id"], [])
             more = len(found) > limit
             found = found[:limit]
-            threads.append(ThreadView(
-                comment=comment_view(top, slug),
-                replies=[comment_view(r, slug) for r in found],
-                replies_next=str(found[-1]["id"]) if more else None,
-            ))  # fmt: skip
+            threads.append(
+                ThreadView(
+                    comment=comment_view(top, slug),
+                    replies=[comment_view(r, slug) for r in found],
+                    replies_next=str(found[-1]["id"]) if more else None,
+                )
+            )
         return threads
 
     async def replies(
@@ -562,8 +655,11 @@ class Store:
                 _sql(f"""SELECT {_COMMENT} FROM {_COMMENT_FROM}
                     WHERE c.root_id = $2 AND c.id > coalesce($3, 0) AND {_SHOWN}
                     ORDER BY c.id LIMIT $4"""),
-                _PUBLIC, root_id, after, limit + 1,
-            )  # fmt: skip
+                _PUBLIC,
+                root_id,
+                after,
+                limit + 1,
+            )
         more = len(rows) > limit
         rows = rows[:limit]
         return RepliesPage(
@@ -574,8 +670,9 @@ class Store:
     async def read_events(self, session: SessionRecord, after: int, upto: int) -> list[bytes]:
         """Encoded events ``after < seq <= upto``, in order, each showing the current (redacted)
         state of its comment and the session's current counts."""
-        async with self._connection() as conn, conn.transaction(
-            isolation="repeatable_read", readonly=True
+        async with (
+            self._connection() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             current = await self._session(conn, "s.id = $1", session.id)
             rows = await conn.fetch(
@@ -586,8 +683,10 @@ class Store:
                     LEFT JOIN comments p ON p.id = c.parent_id
                     WHERE e.session_id = $1 AND e.seq > $2 AND e.seq <= $3
                     ORDER BY e.seq""",
-                session.id, after, upto,
-            )  # fmt: skip
+                session.id,
+                after,
+                upto,
+            )
         view = current.view()
         events = []
         for row in rows:
@@ -598,14 +697,36 @@ class Store:
                     parent = ParentCount(id=row["parent_id"], reply_count=row["parent_replies"])
             else:
                 session_view = view
-            events.append(encode_event(Event(
-                seq=row["seq"], kind=row["kind"], at=row["at"], total=current.comment_count,
-                comment=comment, parent=parent, session=session_view,
-            )))  # fmt: skip
+            events.append(
+                encode_event(
+                    Event(
+                        seq=row["seq"],
+                        kind=row["kind"],
+                        at=row["at"],
+                        total=current.comment_count,
+                        comment=comment,
+                        parent=parent,
+                        session=session_view,
+                    )
+                )
+            )
         return events
 
 
-class _Unchanged(Exception):  # noqa: N818 - control flow, never escapes this module
+async def _next_seq(conn: asyncpg.Connection, session: SessionRecord, *, accepting: bool) -> int:
+    """Take the session's next seq, locking its row until commit. With ``accepting``, only while
+    the session takes posts (open, and inside its window), else :class:`Conflict`."""
+    seq: int | None = await conn.fetchval(
+        f"""UPDATE sessions s SET last_seq = last_seq + 1
+            WHERE s.id = $1 AND {_ACCEPTING if accepting else "true"} RETURNING last_seq""",
+        session.id,
+    )
+    if seq is None:
+        raise Conflict("session_closed", f"comments are closed for session {session.slug!r}")
+    return seq
+
+
+class _Unchanged(Exception):
     """Rolls back a transaction whose change turned out to be a no-op."""
 
     def __init__(self, result: PostResult | None) -> None:
@@ -618,4 +739,3 @@ def _patch_fields(patch: SessionPatch) -> dict[str, object]:
         for f in msgspec.structs.fields(patch)
         if getattr(patch, f.name) is not msgspec.UNSET
     }
-

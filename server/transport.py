@@ -12,6 +12,7 @@ timeout. Serve with ``ws="server.transport:BackchannelWebSocketProtocol"``.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -66,7 +67,7 @@ class RawSink:
         p.transport.close()
 
 
-class BackchannelWebSocketProtocol(WebSocketsSansIOProtocol):  # type: ignore[misc]
+class BackchannelWebSocketProtocol(WebSocketsSansIOProtocol):
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
@@ -74,8 +75,6 @@ class BackchannelWebSocketProtocol(WebSocketsSansIOProtocol):  # type: ignore[mi
             scope["extensions"][SINK_EXTENSION] = RawSink(self)
 
 
-def sink_of(scope: dict[str, Any]) -> RawSink | None:
+def sink_of(scope: MutableMapping[str, Any]) -> RawSink | None:
     sink = scope.get("extensions", {}).get(SINK_EXTENSION)
     return sink if isinstance(sink, RawSink) else None
-
-

@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from client import Api
 from server.auth import issue_token
 from server.config import Settings
 from server.embedded import EmbeddedPostgres
+from server.migrations import migrate
 
 from .servers import JWT_SECRETS, TEST_SECRETS, InProcessServer, RedisServer
 
@@ -40,8 +42,15 @@ def postgres(workdir: Path) -> Iterator[EmbeddedPostgres | None]:
 
 
 @pytest.fixture(scope="session")
-def database_url(postgres: EmbeddedPostgres | None) -> str:
-    return os.environ.get("TEST_DATABASE_URL") or (postgres.url if postgres else "")
+async def database_url(postgres: EmbeddedPostgres | None) -> str:
+    """The suite's database, migrated."""
+    url = os.environ.get("TEST_DATABASE_URL") or (postgres.url if postgres else "")
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -60,10 +69,14 @@ def make_settings(database_url: str, workdir: Path) -> Callable[..., Settings]:
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
-            "database_url": database_url, "jwt_secrets": JWT_SECRETS, "jwt_issuer": ISSUER,
-            "jwt_audience": AUDIENCE, "data_dir": str(workdir / "data"),
-            "server_name": f"test-{next(names)}", "port": 0,
-        }  # fmt: skip
+            "database_url": database_url,
+            "jwt_secrets": JWT_SECRETS,
+            "jwt_issuer": ISSUER,
+            "jwt_audience": AUDIENCE,
+            "data_dir": str(workdir / "data"),
+            "server_name": f"test-{next(names)}",
+            "port": 0,
+        }
         values.update(overrides)
         return Settings(**values)
 
@@ -74,10 +87,14 @@ def make_settings(database_url: str, workdir: Path) -> Callable[..., Settings]:
 def env(database_url: str, redis_url: str, workdir: Path) -> dict[str, str]:
     """The environment for server child processes."""
     return {
-        "DATABASE_URL": database_url, "REDIS_URL": redis_url, "JWT_SECRETS": JWT_SECRETS,
-        "JWT_ISSUER": ISSUER, "JWT_AUDIENCE": AUDIENCE, "DATA_DIR": str(workdir / "data"),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "JWT_SECRETS": JWT_SECRETS,
+        "JWT_ISSUER": ISSUER,
+        "JWT_AUDIENCE": AUDIENCE,
+        "DATA_DIR": str(workdir / "data"),
         "LOG_LEVEL": "info",
-    }  # fmt: skip
+    }
 
 
 @pytest.fixture(scope="session")
@@ -89,14 +106,26 @@ async def server(make_settings: Callable[..., Settings]) -> AsyncIterator[InProc
 
 
 def make_token(
-    role: str = "attendee", event: str = "*", *, kid: str = "k1", ttl: float = 3600,
-    sub: str | None = None, **claims: Any,
-) -> str:  # fmt: skip
+    role: str = "attendee",
+    event: str = "*",
+    *,
+    kid: str = "k1",
+    ttl: float = 3600,
+    sub: str | None = None,
+    **claims: Any,
+) -> str:
     keys = {kid: TEST_SECRETS.get(kid, "an-unknown-secret-0123456789")}
     claims.setdefault("name", f"Test {role.title()}")
-    return issue_token(keys, issuer=claims.pop("iss", ISSUER), audience=claims.pop("aud", AUDIENCE),
-                       ttl=ttl, sub=sub or f"user-{uuid.uuid4().hex[:12]}", role=role,
-                       event=event, **claims)  # fmt: skip
+    return issue_token(
+        keys,
+        issuer=claims.pop("iss", ISSUER),
+        audience=claims.pop("aud", AUDIENCE),
+        ttl=ttl,
+        sub=sub or f"user-{uuid.uuid4().hex[:12]}",
+        role=role,
+        event=event,
+        **claims,
+    )
 
 
 @pytest.fixture
@@ -124,9 +153,14 @@ async def new_board(url: str, **session_fields: Any) -> Board:
     event, session = f"ev-{suffix}", f"se-{suffix}"
     async with Api(url, make_token("admin", "*")) as admin:
         await admin.create_event(event, f"Event {suffix}")
-        await admin.create_session(event, session, f"Session {suffix}", speakers=["Dr. Test"],
-                                   prompt="What insights did this session spark for you?",
-                                   **session_fields)  # fmt: skip
+        await admin.create_session(
+            event,
+            session,
+            f"Session {suffix}",
+            speakers=["Dr. Test"],
+            prompt="What insights did this session spark for you?",
+            **session_fields,
+        )
     return Board(url, event, session)
 
 

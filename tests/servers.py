@@ -22,7 +22,10 @@ from server.cli import WS_PROTOCOL
 from server.config import Settings
 from server.embedded import free_port
 
-TEST_SECRETS = {"k1": "test-secret-number-one-0123456789", "k2": "test-secret-number-two-9876543210"}
+TEST_SECRETS = {
+    "k1": "test-secret-number-one-0123456789",
+    "k2": "test-secret-number-two-9876543210",
+}
 JWT_SECRETS = ",".join(f"{kid}={secret}" for kid, secret in TEST_SECRETS.items())
 
 
@@ -54,10 +57,22 @@ class RedisServer:
     def start(self) -> RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                redis_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_port(self.port)
         return self
 
@@ -90,11 +105,17 @@ class InProcessServer:
         self.port = settings.port or free_port()
         self.app = create_app(settings)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, ws=WS_PROTOCOL,  # type: ignore[arg-type]
-            ws_max_size=settings.ws_max_message, ws_ping_interval=settings.ws_ping_interval,
-            ws_ping_timeout=settings.ws_ping_timeout, ws_per_message_deflate=False,
-            log_level="warning", lifespan="on",
-        )  # fmt: skip
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            ws=WS_PROTOCOL,  # type: ignore[arg-type]
+            ws_max_size=settings.ws_max_message,
+            ws_ping_interval=settings.ws_ping_interval,
+            ws_ping_timeout=settings.ws_ping_timeout,
+            ws_per_message_deflate=False,
+            log_level="warning",
+            lifespan="on",
+        )
         self.server = uvicorn.Server(config)
         self.task: asyncio.Task[None] | None = None
 
@@ -138,15 +159,19 @@ class ServerProcess:
     async def start(self, timeout: float = 60) -> ServerProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "server", "serve"], env=self.env, stdout=log,
+                [sys.executable, "-m", "server", "serve"],
+                env=self.env,
+                stdout=log,
                 stderr=subprocess.STDOUT,
-            )  # fmt: skip
+            )
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient() as http:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"server exited at start; see {self.log_path}:\n"
-                                       + self.log_path.read_text()[-3000:])  # fmt: skip
+                    raise RuntimeError(
+                        f"server exited at start; see {self.log_path}:\n"
+                        + self.log_path.read_text()[-3000:]
+                    )
                 try:
                     if (await http.get(f"{self.url}/readyz")).status_code == 200:
                         return self
