@@ -14,6 +14,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import endpoints as api
+from . import logs
 from .config import Settings, load_settings
 from .errors import BackchannelError, NotFound
 from .feed import live
@@ -92,6 +93,7 @@ class ServerName:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
+    logs.configure(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

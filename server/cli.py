@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from . import logs
 from .auth import issue_token
 from .config import Settings, load_settings
 from .embedded import EmbeddedPostgres
@@ -23,14 +24,6 @@ from .services import signing_keys
 log = logging.getLogger("backchannel")
 
 WS_PROTOCOL = "server.transport:BackchannelWebSocketProtocol"
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -73,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"backchannel: bad configuration: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    logs.configure(settings.log_level)
     if args.command == "token":
         print(make_token(settings, args))
         return 0

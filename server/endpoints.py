@@ -135,8 +135,7 @@ async def update_session(request: Request) -> Response:
     who.require("moderator", session.event_slug)
     patch = await read_json(request, SessionPatch)
     change, event = await services(request).store.update_session(session, patch)
-    if event is not None:
-        await services(request).hub.publish_session(session.id, event)
+    await publish(request, session, event)
     return JSONResponse(change)
 
 
@@ -146,8 +145,7 @@ async def set_session_state(request: Request) -> Response:
     who.require("moderator", session.event_slug)
     state = "open" if request.url.path.endswith("/open") else "closed"
     change, event = await services(request).store.set_state(session, state)
-    if event is not None:
-        await services(request).hub.publish_session(session.id, event)
+    await publish(request, session, event)
     return JSONResponse(change)
 
 
@@ -189,32 +187,36 @@ async def post_comment(request: Request) -> Response:
     result, event = await services(request).store.post(
         session, who, body, new.parent_id, new.client_key
     )
-    if event is not None:
-        await services(request).hub.publish_session(session.id, event)
+    await publish(request, session, event)
     return JSONResponse(result, 201 if result.created else 200)
 
 
-async def edit_comment(request: Request) -> Response:
+async def comment_target(request: Request, role: str) -> tuple[Identity, int, SessionRecord]:
+    """The caller, the comment in the path, and its session, once the caller's role is checked."""
     who = caller(request)
     cid = comment_id(request)
-    store = services(request).store
-    session = await store.comment_session(cid)
-    who.require("attendee", session.event_slug)
-    edit = await read_json(request, CommentEdit)
-    result, event = await store.edit(session, cid, who, body_text(edit.body))
+    session = await services(request).store.comment_session(cid)
+    who.require(role, session.event_slug)
+    return who, cid, session
+
+
+async def publish(request: Request, session: SessionRecord, event: bytes | None) -> None:
     if event is not None:
         await services(request).hub.publish_session(session.id, event)
+
+
+async def edit_comment(request: Request) -> Response:
+    who, cid, session = await comment_target(request, "attendee")
+    edit = await read_json(request, CommentEdit)
+    result, event = await services(request).store.edit(session, cid, who, body_text(edit.body))
+    await publish(request, session, event)
     return JSONResponse(result)
 
 
 async def moderate_comment(request: Request) -> Response:
-    who = caller(request)
-    cid = comment_id(request)
-    store = services(request).store
-    session = await store.comment_session(cid)
-    who.require("moderator", session.event_slug)
+    who, cid, session = await comment_target(request, "moderator")
     status = "removed" if request.url.path.endswith("/remove") else "published"
-    result, event, author = await store.set_status(session, cid, status, who)
+    result, event, author = await services(request).store.set_status(session, cid, status, who)
     if event is not None:
         hub = services(request).hub
         await hub.publish_session(session.id, event)

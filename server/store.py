@@ -527,31 +527,11 @@ class Store:
                     )
                     if row is None:
                         raise _Unchanged(None)
-                    result, event = await self._comment_event(conn, session, kind, seq, row)
+                    _, event = await self._comment_event(conn, session, kind, seq, row)
             except _Unchanged:
                 current = await self._comment(conn, comment_id)
-                return (
-                    ModerationResult(
-                        comment=comment_view(current, session.slug),
-                        changed=False,
-                        removed_by=current["removed_by"],
-                        removed_at=current["removed_at"],
-                        seq=None,
-                    ),
-                    None,
-                    current["external_id"],
-                )
-        return (
-            ModerationResult(
-                comment=result.comment,
-                changed=True,
-                removed_by=row["removed_by"],
-                removed_at=row["removed_at"],
-                seq=seq,
-            ),
-            event,
-            row["external_id"],
-        )
+                return _moderation(current, session, None), None, current["external_id"]
+        return _moderation(row, session, seq), event, row["external_id"]
 
     async def _comment(self, conn: asyncpg.Connection, comment_id: int) -> asyncpg.Record:
         row = await conn.fetchrow(
@@ -711,6 +691,16 @@ class Store:
                 )
             )
         return events
+
+
+def _moderation(row: asyncpg.Record, session: SessionRecord, seq: int | None) -> ModerationResult:
+    return ModerationResult(
+        comment=comment_view(row, session.slug),
+        changed=seq is not None,
+        removed_by=row["removed_by"],
+        removed_at=row["removed_at"],
+        seq=seq,
+    )
 
 
 async def _next_seq(conn: asyncpg.Connection, session: SessionRecord, *, accepting: bool) -> int:
