@@ -14,6 +14,7 @@ from .bus import user_topic
 from .errors import BackchannelError, BadRequest, PayloadTooLarge, Unauthorized, Unavailable
 from .protocol import (
     CommentEdit,
+    Health,
     NewComment,
     NewEvent,
     NewSession,
@@ -82,12 +83,14 @@ def body_text(body: str) -> str:
         raise BadRequest(exc.code, str(exc)) from None
 
 
-def int_param(request: Request, name: str, *, source: str = "path") -> int | None:
+def int_param(
+    request: Request, name: str, *, source: str = "path", maximum: int = 2**63 - 1
+) -> int | None:
     raw = (request.path_params if source == "path" else request.query_params).get(name)
     if raw is None or raw == "":
         return None
     text = str(raw)
-    if not text.isdigit() or len(text) > 18:
+    if not text.isdigit() or len(text) > 19 or int(text) > maximum:
         raise BadRequest(f"bad_{name}", f"{name} must be a positive integer, got {text[:40]!r}")
     return int(text)
 
@@ -154,8 +157,9 @@ async def set_session_state(request: Request) -> Response:
 
 async def list_comments(request: Request) -> Response:
     session = await session_of(request)
-    before = int_param(request, "before", source="query")
-    after = int_param(request, "after", source="query")
+    # Cursors are top-level numbers (32-bit in the schema).
+    before = int_param(request, "before", source="query", maximum=2**31 - 1)
+    after = int_param(request, "after", source="query", maximum=2**31 - 1)
     if before is not None and after is not None:
         raise BadRequest("bad_cursor", "give before or after, not both")
     settings = services(request).settings
@@ -234,7 +238,7 @@ async def moderate_comment(request: Request) -> Response:
 
 
 async def live(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "server": services(request).settings.name})
+    return JSONResponse(Health(status="ok", server=services(request).settings.name))
 
 
 async def ready(request: Request) -> Response:
@@ -242,4 +246,4 @@ async def ready(request: Request) -> Response:
     await svc.store.ping()
     if not svc.hub.bus.healthy:
         raise Unavailable("bus_unavailable", "redis is unreachable")
-    return JSONResponse({"status": "ready", "server": svc.settings.name})
+    return JSONResponse(Health(status="ready", server=svc.settings.name))

@@ -15,6 +15,7 @@ from . import __version__
 from .protocol import (
     CommentEdit,
     EventInfo,
+    Health,
     ModerationResult,
     NewComment,
     NewEvent,
@@ -119,6 +120,9 @@ OPERATIONS = (
         None,
         "moderator",
     ),
+    Operation("get", "/healthz", "Liveness: the process answers", Health),
+    Operation("get", "/readyz", "Readiness: PostgreSQL (and Redis, if configured) answer", Health),
+    Operation("get", "/openapi.json", "This description", dict),
 )
 
 _ERROR = {

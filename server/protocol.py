@@ -113,7 +113,7 @@ class EventInfo(msgspec.Struct, frozen=True):
     sessions: list[str]
 
 
-class ParentCount(msgspec.Struct, frozen=True):
+class ReplyCount(msgspec.Struct, frozen=True):
     id: int
     reply_count: int
 
@@ -122,8 +122,9 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     """One entry of a session's event log.
 
     ``comment`` (for ``comment.*``) and ``session`` (for ``session.*``) hold the state to show:
-    set it, keyed by id. ``parent`` carries the new reply count of a reply's parent and ``total``
-    the session's total, so every count is a value to set, never a delta to apply.
+    set it, keyed by id. ``reply_counts`` carries the reply count of each of a reply's ancestors
+    (nearest first) and ``total`` the session's total, so every count is a value to set, never a
+    delta to apply.
     """
 
     seq: int
@@ -131,8 +132,13 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     at: datetime
     total: int
     comment: CommentView | None = None
-    parent: ParentCount | None = None
+    reply_counts: list[ReplyCount] = []
     session: SessionView | None = None
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str
+    server: str
 
 
 class Page(msgspec.Struct, frozen=True):

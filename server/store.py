@@ -34,9 +34,9 @@ from .protocol import (
     ModerationResult,
     NewSession,
     Page,
-    ParentCount,
     PostResult,
     RepliesPage,
+    ReplyCount,
     SessionChange,
     SessionPatch,
     SessionView,
@@ -72,7 +72,6 @@ _CONNECTION_ERRORS = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
 )
@@ -250,7 +249,9 @@ class Store:
     ) -> tuple[SessionChange, bytes | None]:
         """Open or close; conditional, so setting the state it has changes nothing."""
         kind = "session.opened" if state == "open" else "session.closed"
-        return await self._change_session(session, kind, "state = $2", state, "state <> $2")
+        return await self._change_session(
+            session, kind, "state = $2", state, condition="state <> $2"
+        )
 
     async def update_session(
         self, session: SessionRecord, patch: SessionPatch
@@ -429,27 +430,22 @@ class Store:
         counts = await conn.fetchrow(
             """WITH e AS (INSERT INTO session_events (session_id, seq, kind, comment_id)
                           VALUES ($1, $2, $3, $4) RETURNING at)
-               SELECT e.at, s.comment_count,
-                      (SELECT reply_count FROM comments WHERE id = $5) AS parent_replies
-               FROM e, sessions s WHERE s.id = $1""",
+               SELECT e.at, s.comment_count FROM e, sessions s WHERE s.id = $1""",
             session.id,
             seq,
             kind,
             row["id"],
-            row["parent_id"],
         )
         assert counts is not None
         comment = comment_view(row, session.slug)
-        parent = None
-        if row["parent_id"] is not None:
-            parent = ParentCount(id=row["parent_id"], reply_count=counts["parent_replies"])
+        ancestors = await _ancestors(conn, {row["parent_id"]} - {None})
         event = Event(
             seq=seq,
             kind=kind,
             at=counts["at"],
             total=counts["comment_count"],
             comment=comment,
-            parent=parent,
+            reply_counts=_reply_counts(row["parent_id"], ancestors),
         )
         log.info("session %s: %s comment %d (seq %d)", session.slug, kind, row["id"], seq)
         return PostResult(comment=comment, seq=seq, created=True), encode_event(event)
@@ -656,25 +652,25 @@ class Store:
         ):
             current = await self._session(conn, "s.id = $1", session.id)
             rows = await conn.fetch(
-                f"""SELECT e.seq, e.kind, e.at, p.reply_count AS parent_replies, {_COMMENT}
+                f"""SELECT e.seq, e.kind, e.at, {_COMMENT}
                     FROM session_events e
                     LEFT JOIN comments c ON c.id = e.comment_id
                     LEFT JOIN authors a ON a.id = c.author_id
-                    LEFT JOIN comments p ON p.id = c.parent_id
                     WHERE e.session_id = $1 AND e.seq > $2 AND e.seq <= $3
                     ORDER BY e.seq""",
                 session.id,
                 after,
                 upto,
             )
+            ancestors = await _ancestors(conn, {r["parent_id"] for r in rows} - {None})
         view = current.view()
         events = []
         for row in rows:
-            comment = parent = session_view = None
+            comment = session_view = None
+            counts: list[ReplyCount] = []
             if row["kind"].startswith("comment."):
                 comment = comment_view(row, session.slug)
-                if row["parent_id"] is not None:
-                    parent = ParentCount(id=row["parent_id"], reply_count=row["parent_replies"])
+                counts = _reply_counts(row["parent_id"], ancestors)
             else:
                 session_view = view
             events.append(
@@ -685,12 +681,41 @@ class Store:
                         at=row["at"],
                         total=current.comment_count,
                         comment=comment,
-                        parent=parent,
+                        reply_counts=counts,
                         session=session_view,
                     )
                 )
             )
         return events
+
+
+Ancestors = dict[int, tuple[int | None, int]]
+
+
+async def _ancestors(conn: asyncpg.Connection, parent_ids: set[int]) -> Ancestors:
+    """Each of these comments and all their ancestors: id -> (parent_id, reply_count)."""
+    if not parent_ids:
+        return {}
+    rows = await conn.fetch(
+        """WITH RECURSIVE up AS (
+               SELECT id, parent_id, reply_count FROM comments WHERE id = ANY($1::bigint[])
+               UNION
+               SELECT c.id, c.parent_id, c.reply_count
+               FROM comments c JOIN up ON c.id = up.parent_id)
+           SELECT * FROM up""",
+        list(parent_ids),
+    )
+    return {r["id"]: (r["parent_id"], r["reply_count"]) for r in rows}
+
+
+def _reply_counts(parent_id: int | None, ancestors: Ancestors) -> list[ReplyCount]:
+    """The reply counts of a comment's ancestors, nearest first."""
+    counts = []
+    while parent_id is not None and parent_id in ancestors:
+        next_id, count = ancestors[parent_id]
+        counts.append(ReplyCount(id=parent_id, reply_count=count))
+        parent_id = next_id
+    return counts
 
 
 def _moderation(row: asyncpg.Record, session: SessionRecord, seq: int | None) -> ModerationResult:

@@ -114,7 +114,7 @@ def make_token(
     sub: str | None = None,
     **claims: Any,
 ) -> str:
-    keys = {kid: TEST_SECRETS.get(kid, "an-unknown-secret-0123456789")}
+    keys = {kid: TEST_SECRETS.get(kid, "an-unknown-secret-of-thirty-two-bytes-or-more")}
     claims.setdefault("name", f"Test {role.title()}")
     return issue_token(
         keys,

@@ -72,7 +72,8 @@ CREATE TABLE comments (
     number       integer,
     body         text NOT NULL CHECK (char_length(body) BETWEEN 1 AND 5000),
     status       text NOT NULL REFERENCES comment_states (status),
-    -- Published direct replies.
+    -- Published replies beneath this comment, at any depth: a comment that is not public but
+    -- has some still shows as a placeholder, so that they read in place.
     reply_count  integer NOT NULL DEFAULT 0 CHECK (reply_count >= 0),
     client_key   text CHECK (char_length(client_key) BETWEEN 1 AND 100),
     created_at   timestamptz NOT NULL DEFAULT now(),
@@ -106,13 +107,14 @@ CREATE TRIGGER comments_1_state BEFORE INSERT OR UPDATE OF status ON comments
     FOR EACH ROW EXECUTE FUNCTION comments_check_state();
 
 -- Keep the totals and the top-level numbering right whoever writes: a comment entering a public
--- state counts once in its session and its parent; a top-level comment gets its number when it is
--- first published.
+-- state counts once in its session and in each of its ancestors; a top-level comment gets its
+-- number when it is first published.
 CREATE FUNCTION comments_keep_counts() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     was_public boolean := false;
     is_public  boolean;
     delta      integer;
+    ancestor   bigint;
 BEGIN
     SELECT public INTO is_public FROM comment_states WHERE status = NEW.status;
     IF TG_OP = 'UPDATE' THEN
@@ -125,9 +127,11 @@ BEGIN
     ELSIF delta <> 0 THEN
         UPDATE sessions SET comment_count = comment_count + delta WHERE id = NEW.session_id;
     END IF;
-    IF delta <> 0 AND NEW.parent_id IS NOT NULL THEN
-        UPDATE comments SET reply_count = reply_count + delta WHERE id = NEW.parent_id;
-    END IF;
+    ancestor := CASE WHEN delta <> 0 THEN NEW.parent_id END;
+    WHILE ancestor IS NOT NULL LOOP
+        UPDATE comments SET reply_count = reply_count + delta WHERE id = ancestor
+            RETURNING parent_id INTO ancestor;
+    END LOOP;
     RETURN NEW;
 END $$;
 CREATE TRIGGER comments_2_counts BEFORE INSERT OR UPDATE OF status ON comments
