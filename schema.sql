@@ -88,6 +88,11 @@ CREATE TABLE comments (
     edited_at    timestamptz,
     removed_at   timestamptz,
     removed_by   text,
+    -- The author marked it "Ask the presenter".
+    question        boolean NOT NULL DEFAULT false,
+    highlighted_at  timestamptz,
+    answered_at     timestamptz,
+    helpful_count   integer NOT NULL DEFAULT 0 CHECK (helpful_count >= 0),
     CHECK ((parent_id IS NULL) = (root_id IS NULL)),
     CHECK ((parent_id IS NULL) = (depth = 0)),
     CHECK (parent_id IS NULL OR number IS NULL),
@@ -151,11 +156,23 @@ CREATE TRIGGER comments_2_counts BEFORE INSERT OR UPDATE OF status ON comments
 CREATE TABLE session_events (
     session_id  bigint NOT NULL REFERENCES sessions (id),
     seq         bigint NOT NULL CHECK (seq > 0),
-    kind        text NOT NULL CHECK (kind IN (
+    kind        text NOT NULL CONSTRAINT session_events_kind_check CHECK (kind IN (
                     'comment.created', 'comment.edited', 'comment.removed', 'comment.restored',
+                    'comment.marked', 'helpful.counts',
                     'session.opened', 'session.closed', 'session.updated')),
     comment_id  bigint REFERENCES comments (id),
     at          timestamptz NOT NULL DEFAULT now(),
+    -- helpful.counts: {"ids": [...]}, the comments whose helpful count moved.
+    data        jsonb,
     PRIMARY KEY (session_id, seq),
-    CHECK ((kind LIKE 'comment.%') = (comment_id IS NOT NULL))
+    CONSTRAINT session_events_check CHECK ((kind LIKE 'comment.%') = (comment_id IS NOT NULL)),
+    CONSTRAINT session_events_data_check CHECK ((kind = 'helpful.counts') = (data IS NOT NULL))
+);
+
+-- One helpful mark per person and comment; the count on the comment is kept with it.
+CREATE TABLE helpful_marks (
+    comment_id  bigint NOT NULL REFERENCES comments (id),
+    user_id     text NOT NULL,
+    at          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (comment_id, user_id)
 );

@@ -123,7 +123,7 @@ async def _prepare(settings: Settings) -> str | None:
     if not settings.demo:
         return None
     from .demo import load_demo
-    from .store import Store
+    from .storage import Store
 
     store = await Store.connect(settings.database_url, 2)
     try:

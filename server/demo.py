@@ -13,7 +13,7 @@ from typing import Any
 from .auth import Identity
 from .errors import Conflict
 from .protocol import NewSession
-from .store import Store
+from .storage import Store
 
 BOARD = Path(__file__).parent / "demo" / "board.json"
 

@@ -24,7 +24,7 @@ from .protocol import (
     encode,
 )
 from .services import Services
-from .store import SessionRecord
+from .storage import SessionRecord
 
 T = TypeVar("T")
 MAX_REQUEST_BYTES = 64 * 1024

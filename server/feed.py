@@ -21,7 +21,7 @@ from .bus import moderators_topic, user_topic
 from .errors import BackchannelError, BadRequest
 from .protocol import Auth, ProtocolError, decode_client_message, encode, error_message
 from .services import Services
-from .store import SessionRecord
+from .storage import SessionRecord
 from .transport import RawSink, sink_of
 
 log = logging.getLogger("backchannel.feed")

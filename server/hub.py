@@ -35,7 +35,7 @@ from .protocol import (
 )
 
 if TYPE_CHECKING:
-    from .store import SessionRecord, Store
+    from .storage import SessionRecord, Store
 
 log = logging.getLogger("backchannel.hub")
 

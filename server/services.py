@@ -16,7 +16,7 @@ from .config import Settings
 from .errors import ConfigError
 from .hub import Hub
 from .migrations import migrate
-from .store import Store
+from .storage import Store
 
 log = logging.getLogger("backchannel")
 

@@ -1,0 +1,217 @@
+"""What every part of the store shares: the connection pool, the SQL fragments that select a
+comment or a session, and the rendering of rows into the wire views."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Self
+
+import asyncpg
+
+from ..errors import Conflict, NotFound, Unavailable
+from ..protocol import PUBLIC_STATES, AuthorView, CommentView, ReplyCount, SessionView
+
+if TYPE_CHECKING:
+    from ..protocol import PostResult
+
+log = logging.getLogger("backchannel.store")
+
+AUTHOR_CACHE_SIZE = 10_000
+PUBLIC = list(PUBLIC_STATES)
+
+
+# A comment row as every reader needs it: the comment and its author.
+COMMENT = """
+    c.id, c.session_id, c.parent_id, c.root_id, c.depth, c.number, c.status, c.body,
+    c.reply_count, c.created_at, c.edited_at, c.removed_at, c.removed_by, c.author_id,
+    a.name, a.profession, a.city, a.region, a.country, a.external_id
+"""
+COMMENT_FROM = "comments c JOIN authors a ON a.id = c.author_id"
+# Shown in pages: public comments, and hidden ones whose replies still need their place.
+SHOWN = "(c.status = ANY($PUBLIC) OR c.reply_count > 0)"
+
+SESSION = """
+    s.id, s.event_id, e.slug AS event_slug, s.slug, s.title, s.speakers, s.prompt, s.state,
+    s.opens_at, s.closes_at, s.last_seq, s.comment_count
+"""
+SESSION_FROM = "sessions s JOIN events e ON e.id = s.event_id"
+# The posting window, checked in the same statement that takes the seq.
+ACCEPTING = """s.state = 'open' AND (s.opens_at IS NULL OR s.opens_at <= now())
+    AND (s.closes_at IS NULL OR now() < s.closes_at)"""
+
+CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id: int
+    event_id: int
+    event_slug: str
+    slug: str
+    title: str
+    speakers: list[str]
+    prompt: str
+    state: str
+    opens_at: datetime | None
+    closes_at: datetime | None
+    last_seq: int
+    comment_count: int
+
+    def view(self) -> SessionView:
+        now = datetime.now(UTC)
+        accepting = (
+            self.state == "open"
+            and (self.opens_at is None or self.opens_at <= now)
+            and (self.closes_at is None or now < self.closes_at)
+        )
+        return SessionView(
+            slug=self.slug,
+            event=self.event_slug,
+            title=self.title,
+            speakers=self.speakers,
+            prompt=self.prompt,
+            state=self.state,  # type: ignore[arg-type]
+            opens_at=self.opens_at,
+            closes_at=self.closes_at,
+            accepting=accepting,
+            total=self.comment_count,
+            head=self.last_seq,
+            server_time=now,
+        )
+
+
+def comment_view(row: asyncpg.Record | dict[str, Any], session: str) -> CommentView:
+    public = row["status"] in PUBLIC_STATES
+    author = (
+        AuthorView(
+            id=row["author_id"],
+            name=row["name"],
+            profession=row["profession"],
+            city=row["city"],
+            region=row["region"],
+            country=row["country"],
+        )
+        if public
+        else None
+    )
+    return CommentView(
+        id=row["id"],
+        session=session,
+        parent_id=row["parent_id"],
+        root_id=row["root_id"],
+        depth=row["depth"],
+        number=row["number"],
+        status=row["status"],
+        body=row["body"] if public else None,
+        author=author,
+        reply_count=row["reply_count"],
+        created_at=row["created_at"],
+        edited_at=row["edited_at"],
+    )
+
+
+def sql(query: str) -> str:
+    return query.replace("$PUBLIC", "$1::text[]")
+
+
+class StoreBase:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._authors: OrderedDict[tuple[str, ...], int] = OrderedDict()
+
+    @classmethod
+    async def connect(cls, dsn: str, size: int) -> Self:
+        pool = await asyncpg.create_pool(dsn, min_size=min(2, size), max_size=size)
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; a database that cannot be reached becomes :class:`Unavailable`
+        (503 with Retry-After), whatever statement found out."""
+        try:
+            async with self._pool.acquire(timeout=5) as conn:
+                yield conn
+        except CONNECTION_ERRORS as exc:
+            log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+            raise Unavailable("database_unavailable", "the database is unavailable; retry") from exc
+
+    async def ping(self) -> None:
+        async with self._connection() as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def _session(self, conn: asyncpg.Connection, where: str, key: object) -> SessionRecord:
+        row = await conn.fetchrow(f"SELECT {SESSION} FROM {SESSION_FROM} WHERE {where}", key)
+        if row is None:
+            raise NotFound("unknown_session", f"no session matches {key!r}")
+        return SessionRecord(**dict(row))
+
+    async def _comment(self, conn: asyncpg.Connection, comment_id: int) -> asyncpg.Record:
+        row = await conn.fetchrow(
+            f"SELECT {COMMENT} FROM {COMMENT_FROM} WHERE c.id = $1", comment_id
+        )
+        if row is None:
+            raise NotFound("unknown_comment", f"no comment has id {comment_id}")
+        return row
+
+
+Ancestors = dict[int, tuple[int | None, int]]
+
+
+async def ancestors(conn: asyncpg.Connection, parent_ids: set[int]) -> Ancestors:
+    """Each of these comments and all their ancestors: id -> (parent_id, reply_count)."""
+    if not parent_ids:
+        return {}
+    rows = await conn.fetch(
+        """WITH RECURSIVE up AS (
+               SELECT id, parent_id, reply_count FROM comments WHERE id = ANY($1::bigint[])
+               UNION
+               SELECT c.id, c.parent_id, c.reply_count
+               FROM comments c JOIN up ON c.id = up.parent_id)
+           SELECT * FROM up""",
+        list(parent_ids),
+    )
+    return {r["id"]: (r["parent_id"], r["reply_count"]) for r in rows}
+
+
+def reply_counts(parent_id: int | None, ancestors: Ancestors) -> list[ReplyCount]:
+    """The reply counts of a comment's ancestors, nearest first."""
+    counts = []
+    while parent_id is not None and parent_id in ancestors:
+        next_id, count = ancestors[parent_id]
+        counts.append(ReplyCount(id=parent_id, reply_count=count))
+        parent_id = next_id
+    return counts
+
+
+async def next_seq(conn: asyncpg.Connection, session: SessionRecord, *, accepting: bool) -> int:
+    """Take the session's next seq, locking its row until commit. With ``accepting``, only while
+    the session takes posts (open, and inside its window), else :class:`Conflict`."""
+    seq: int | None = await conn.fetchval(
+        f"""UPDATE sessions s SET last_seq = last_seq + 1
+            WHERE s.id = $1 AND {ACCEPTING if accepting else "true"} RETURNING last_seq""",
+        session.id,
+    )
+    if seq is None:
+        raise Conflict("session_closed", f"comments are closed for session {session.slug!r}")
+    return seq
+
+
+class Unchanged(Exception):
+    """Rolls back a transaction whose change turned out to be a no-op."""
+
+    def __init__(self, result: PostResult | None) -> None:
+        self.result = result

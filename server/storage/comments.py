@@ -1,0 +1,272 @@
+"""Comments: posting (idempotent by client key), editing, removing and restoring."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import asyncpg
+
+from ..auth import Identity
+from ..errors import BadRequest, Conflict, Forbidden, NotFound
+from ..protocol import PUBLIC_STATES, Event, ModerationResult, PostResult, encode_event
+from .base import (
+    AUTHOR_CACHE_SIZE,
+    COMMENT,
+    COMMENT_FROM,
+    SESSION,
+    SESSION_FROM,
+    SessionRecord,
+    StoreBase,
+    Unchanged,
+    ancestors,
+    comment_view,
+    next_seq,
+    reply_counts,
+)
+
+log = logging.getLogger("backchannel.store")
+
+
+class CommentStore(StoreBase):
+    # --- Comments --------------------------------------------------------------------------------
+
+    async def _author_id(self, conn: asyncpg.Connection, who: Identity) -> int:
+        key = (who.sub, who.name, who.profession, who.city, who.region, who.country)
+        cached = self._authors.get(key)
+        if cached is not None:
+            self._authors.move_to_end(key)
+            return cached
+        author_id: int = await conn.fetchval(
+            """INSERT INTO authors (external_id, name, profession, city, region, country)
+               VALUES ($1, $2, $3, $4, $5, $6)
+               ON CONFLICT (external_id) DO UPDATE SET name = EXCLUDED.name,
+                   profession = EXCLUDED.profession, city = EXCLUDED.city,
+                   region = EXCLUDED.region, country = EXCLUDED.country, updated_at = now()
+               RETURNING id""",
+            *key,
+        )
+        self._authors[key] = author_id
+        if len(self._authors) > AUTHOR_CACHE_SIZE:
+            self._authors.popitem(last=False)
+        return author_id
+
+    async def author_of(self, who: Identity) -> int | None:
+        async with self._connection() as conn:
+            found: int | None = await conn.fetchval(
+                "SELECT id FROM authors WHERE external_id = $1", who.sub
+            )
+            return found
+
+    async def post(
+        self,
+        session: SessionRecord,
+        who: Identity,
+        body: str,
+        parent_id: int | None,
+        client_key: str | None,
+        *,
+        at: datetime | None = None,
+    ) -> tuple[PostResult, bytes | None]:
+        """Store a comment (``at``: its time, when importing) and log its event. A retry with a
+        ``client_key`` already used by this author in this session returns the stored comment
+        and no event."""
+        async with self._connection() as conn:
+            author_id = await self._author_id(conn, who)
+            if client_key is not None:
+                existing = await self._by_client_key(conn, session, author_id, client_key)
+                if existing is not None:
+                    return existing, None
+            try:
+                async with conn.transaction():
+                    return await self._insert(
+                        conn, session, author_id, body, parent_id, client_key, at
+                    )
+            except asyncpg.UniqueViolationError:
+                # A concurrent retry with the same client key committed first.
+                existing = await self._by_client_key(conn, session, author_id, client_key or "")
+                if existing is None:
+                    raise
+                return existing, None
+
+    async def _by_client_key(
+        self, conn: asyncpg.Connection, session: SessionRecord, author_id: int, key: str
+    ) -> PostResult | None:
+        row = await conn.fetchrow(
+            f"""SELECT {COMMENT} FROM {COMMENT_FROM}
+                WHERE c.session_id = $1 AND c.author_id = $2 AND c.client_key = $3""",
+            session.id,
+            author_id,
+            key,
+        )
+        if row is None:
+            return None
+        return PostResult(comment=comment_view(row, session.slug), seq=None, created=False)
+
+    async def _insert(
+        self,
+        conn: asyncpg.Connection,
+        session: SessionRecord,
+        author_id: int,
+        body: str,
+        parent_id: int | None,
+        client_key: str | None,
+        at: datetime | None,
+    ) -> tuple[PostResult, bytes]:
+        seq = await next_seq(conn, session, accepting=True)
+        root_id, depth = None, 0
+        if parent_id is not None:
+            root_id, depth = await self._parent(conn, session, parent_id)
+        row = await conn.fetchrow(
+            f"""WITH c AS (
+                    INSERT INTO comments (session_id, author_id, parent_id, root_id, depth, body,
+                                          status, client_key, created_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, 'published', $7, coalesce($8, now()))
+                    RETURNING *)
+                SELECT {COMMENT} FROM c JOIN authors a ON a.id = c.author_id""",
+            session.id,
+            author_id,
+            parent_id,
+            root_id,
+            depth,
+            body,
+            client_key,
+            at,
+        )
+        assert row is not None
+        return await self._comment_event(conn, session, "comment.created", seq, row)
+
+    async def _parent(
+        self, conn: asyncpg.Connection, session: SessionRecord, parent_id: int
+    ) -> tuple[int, int]:
+        parent = await conn.fetchrow(
+            "SELECT session_id, root_id, depth, status FROM comments WHERE id = $1", parent_id
+        )
+        if parent is None or parent["session_id"] != session.id:
+            raise BadRequest(
+                "bad_parent", f"comment {parent_id} is not in session {session.slug!r}"
+            )
+        if parent["status"] not in PUBLIC_STATES:
+            raise Conflict("parent_not_published", f"comment {parent_id} is {parent['status']}")
+        return parent["root_id"] or parent_id, parent["depth"] + 1
+
+    async def _comment_event(
+        self,
+        conn: asyncpg.Connection,
+        session: SessionRecord,
+        kind: str,
+        seq: int,
+        row: asyncpg.Record,
+    ) -> tuple[PostResult, bytes]:
+        """Log the event for a comment just written, and encode it with the counts it changed."""
+        counts = await conn.fetchrow(
+            """WITH e AS (INSERT INTO session_events (session_id, seq, kind, comment_id)
+                          VALUES ($1, $2, $3, $4) RETURNING at)
+               SELECT e.at, s.comment_count FROM e, sessions s WHERE s.id = $1""",
+            session.id,
+            seq,
+            kind,
+            row["id"],
+        )
+        assert counts is not None
+        comment = comment_view(row, session.slug)
+        found = await ancestors(conn, {row["parent_id"]} - {None})
+        event = Event(
+            seq=seq,
+            kind=kind,
+            at=counts["at"],
+            total=counts["comment_count"],
+            comment=comment,
+            reply_counts=reply_counts(row["parent_id"], found),
+        )
+        log.info("session %s: %s comment %d (seq %d)", session.slug, kind, row["id"], seq)
+        return PostResult(comment=comment, seq=seq, created=True), encode_event(event)
+
+    async def comment_session(self, comment_id: int) -> SessionRecord:
+        async with self._connection() as conn:
+            session = await conn.fetchrow(
+                f"""SELECT {SESSION} FROM {SESSION_FROM}
+                    WHERE s.id = (SELECT session_id FROM comments WHERE id = $1)""",
+                comment_id,
+            )
+        if session is None:
+            raise NotFound("unknown_comment", f"no comment has id {comment_id}")
+        return SessionRecord(**dict(session))
+
+    async def edit(
+        self, session: SessionRecord, comment_id: int, who: Identity, body: str
+    ) -> tuple[PostResult, bytes | None]:
+        try:
+            return await self._edit(session, comment_id, who, body)
+        except Unchanged as unchanged:
+            assert unchanged.result is not None
+            return unchanged.result, None
+
+    async def _edit(
+        self, session: SessionRecord, comment_id: int, who: Identity, body: str
+    ) -> tuple[PostResult, bytes]:
+        async with self._connection() as conn, conn.transaction():
+            seq = await next_seq(conn, session, accepting=True)
+            row = await conn.fetchrow(
+                f"""WITH c AS (
+                        UPDATE comments c SET body = $2, edited_at = now()
+                        FROM authors a
+                        WHERE c.id = $1 AND a.id = c.author_id AND a.external_id = $3
+                          AND c.status = 'published' AND c.body <> $2
+                        RETURNING c.*)
+                    SELECT {COMMENT} FROM c JOIN authors a ON a.id = c.author_id""",
+                comment_id,
+                body,
+                who.sub,
+            )
+            if row is None:
+                current = await self._comment(conn, comment_id)
+                if current["external_id"] != who.sub:
+                    raise Forbidden("not_author", "only its author can edit a comment")
+                if current["status"] not in PUBLIC_STATES:
+                    raise Conflict("not_published", f"comment {comment_id} is {current['status']}")
+                # Same text as before: nothing to do; roll the seq back.
+                raise Unchanged(PostResult(comment_view(current, session.slug), None, False))
+            return await self._comment_event(conn, session, "comment.edited", seq, row)
+
+    async def set_status(
+        self, session: SessionRecord, comment_id: int, status: str, moderator: Identity
+    ) -> tuple[ModerationResult, bytes | None, str]:
+        """Remove (``removed``) or restore (``published``); conditional and idempotent: asking
+        for the state the comment is in writes nothing and says who put it there and when.
+        Also returns the author's ``sub``, to notify them."""
+        kind = "comment.removed" if status == "removed" else "comment.restored"
+        by = f"{moderator.name or 'moderator'} ({moderator.sub})" if status == "removed" else None
+        async with self._connection() as conn:
+            try:
+                async with conn.transaction():
+                    seq = await next_seq(conn, session, accepting=False)
+                    row = await conn.fetchrow(
+                        f"""WITH c AS (
+                                UPDATE comments SET status = $2,
+                                    removed_at = CASE WHEN $2 = 'removed' THEN now() END,
+                                    removed_by = $3
+                                WHERE id = $1 AND session_id = $4 AND status <> $2 RETURNING *)
+                            SELECT {COMMENT} FROM c JOIN authors a ON a.id = c.author_id""",
+                        comment_id,
+                        status,
+                        by,
+                        session.id,
+                    )
+                    if row is None:
+                        raise Unchanged(None)
+                    _, event = await self._comment_event(conn, session, kind, seq, row)
+            except Unchanged:
+                current = await self._comment(conn, comment_id)
+                return moderation(current, session, None), None, current["external_id"]
+        return moderation(row, session, seq), event, row["external_id"]
+
+
+def moderation(row: asyncpg.Record, session: SessionRecord, seq: int | None) -> ModerationResult:
+    return ModerationResult(
+        comment=comment_view(row, session.slug),
+        changed=seq is not None,
+        removed_by=row["removed_by"],
+        removed_at=row["removed_at"],
+        seq=seq,
+    )

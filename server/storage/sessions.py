@@ -1,0 +1,139 @@
+"""Events and sessions: creating them, reading them, opening, closing and changing sessions."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import asyncpg
+import msgspec
+
+from ..errors import BadRequest, Conflict, NotFound
+from ..protocol import Event, EventInfo, NewSession, SessionChange, SessionPatch, encode_event
+from .base import SessionRecord, StoreBase
+
+log = logging.getLogger("backchannel.store")
+
+
+class SessionStore(StoreBase):
+    # --- Events and sessions ---------------------------------------------------------------------
+
+    async def create_event(self, slug: str, title: str) -> EventInfo:
+        async with self._connection() as conn:
+            try:
+                await conn.execute("INSERT INTO events (slug, title) VALUES ($1, $2)", slug, title)
+            except asyncpg.UniqueViolationError:
+                raise Conflict("event_exists", f"an event with slug {slug!r} exists") from None
+        return EventInfo(slug=slug, title=title, sessions=[])
+
+    async def event(self, slug: str) -> EventInfo:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                """SELECT e.slug, e.title, coalesce(array_agg(s.slug ORDER BY s.id)
+                          FILTER (WHERE s.id IS NOT NULL), '{}') AS sessions
+                   FROM events e LEFT JOIN sessions s ON s.event_id = e.id
+                   WHERE e.slug = $1 GROUP BY e.id""",
+                slug,
+            )
+        if row is None:
+            raise NotFound("unknown_event", f"no event has slug {slug!r}")
+        return EventInfo(slug=row["slug"], title=row["title"], sessions=list(row["sessions"]))
+
+    async def create_session(self, event: str, new: NewSession) -> SessionRecord:
+        if new.opens_at and new.closes_at and new.opens_at >= new.closes_at:
+            raise BadRequest("bad_window", "opens_at must be before closes_at")
+        async with self._connection() as conn:
+            try:
+                row = await conn.fetchrow(
+                    """INSERT INTO sessions (event_id, slug, title, speakers, prompt, state,
+                                             opens_at, closes_at)
+                       SELECT id, $2, $3, $4, $5, $6, $7, $8 FROM events WHERE slug = $1
+                       RETURNING id""",
+                    event,
+                    new.slug,
+                    new.title,
+                    new.speakers,
+                    new.prompt,
+                    new.state,
+                    new.opens_at,
+                    new.closes_at,
+                )
+            except asyncpg.UniqueViolationError:
+                raise Conflict(
+                    "session_exists", f"a session with slug {new.slug!r} exists"
+                ) from None
+            if row is None:
+                raise NotFound("unknown_event", f"no event has slug {event!r}")
+        return await self.session(new.slug)
+
+    async def session(self, slug: str) -> SessionRecord:
+        async with self._connection() as conn:
+            return await self._session(conn, "s.slug = $1", slug)
+
+    async def head(self, session_id: int) -> int:
+        async with self._connection() as conn:
+            head: int = await conn.fetchval(
+                "SELECT last_seq FROM sessions WHERE id = $1", session_id
+            )
+            return head
+
+    async def set_state(
+        self, session: SessionRecord, state: str
+    ) -> tuple[SessionChange, bytes | None]:
+        """Open or close; conditional, so setting the state it has changes nothing."""
+        kind = "session.opened" if state == "open" else "session.closed"
+        return await self._change_session(
+            session, kind, "state = $2", state, condition="state <> $2"
+        )
+
+    async def update_session(
+        self, session: SessionRecord, patch: SessionPatch
+    ) -> tuple[SessionChange, bytes | None]:
+        fields = {k: v for k, v in patch_fields(patch).items()}
+        if not fields:
+            raise BadRequest("empty_patch", "nothing to change")
+        opens = patch.opens_at if "opens_at" in fields else session.opens_at
+        closes = patch.closes_at if "closes_at" in fields else session.closes_at
+        if isinstance(opens, datetime) and isinstance(closes, datetime) and opens >= closes:
+            raise BadRequest("bad_window", "opens_at must be before closes_at")
+        names = list(fields)
+        sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=2))
+        return await self._change_session(
+            session, "session.updated", sets, *fields.values(), condition="true"
+        )
+
+    async def _change_session(
+        self, session: SessionRecord, kind: str, sets: str, *args: object, condition: str = ""
+    ) -> tuple[SessionChange, bytes | None]:
+        condition = condition or "true"
+        async with self._connection() as conn, conn.transaction():
+            seq = await conn.fetchval(
+                f"""UPDATE sessions SET {sets}, last_seq = last_seq + 1, updated_at = now()
+                    WHERE id = $1 AND {condition} RETURNING last_seq""",
+                session.id,
+                *args,
+            )
+            if seq is not None:
+                await conn.execute(
+                    "INSERT INTO session_events (session_id, seq, kind) VALUES ($1, $2, $3)",
+                    session.id,
+                    seq,
+                    kind,
+                )
+            current = await self._session(conn, "s.id = $1", session.id)
+        view = current.view()
+        if seq is None:
+            return SessionChange(session=view, changed=False, seq=None), None
+        event = Event(
+            seq=seq, kind=kind, at=view.server_time, total=current.comment_count, session=view
+        )
+        log.info("session %s: %s (seq %d)", session.slug, kind, seq)
+        return SessionChange(session=view, changed=True, seq=seq), encode_event(event)
+
+
+def patch_fields(patch: SessionPatch) -> dict[str, object]:
+    return {
+        f.name: getattr(patch, f.name)
+        for f in msgspec.structs.fields(patch)
+        if getattr(patch, f.name) is not msgspec.UNSET
+    }
