@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "protocol.md"
 SERVER = ROOT / "server"
 
-# ``"type": "<name>"`` also occurs in server/*.py where it is not a Backchannel message: ASGI
+# ``"type": "<name>"`` also occurs in server/ where it is not a Backchannel message: ASGI
 # events (``websocket.disconnect`` in transport.py) and JSON Schema / OpenAPI vocabulary
 # (``object``, ``string``, the ``http`` security scheme in openapi.py).
 _ASGI_EVENT = re.compile(r"^(websocket|http|lifespan)\.")
@@ -47,7 +47,11 @@ def doc() -> str:
 
 @cache
 def sources() -> dict[str, str]:
-    found = {path.name: path.read_text(encoding="utf-8") for path in sorted(SERVER.glob("*.py"))}
+    """server/*.py and the packages under it (server/storage/...), by path relative to server/."""
+    found = {
+        path.relative_to(SERVER).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted(SERVER.rglob("*.py"))
+    }
     assert found, f"no Python files in {SERVER}"
     return found
 
@@ -197,23 +201,33 @@ def test_json_examples_are_valid_json() -> None:
             raise AssertionError(f"invalid JSON example ({exc}):\n{block}") from None
 
 
+def check_example(kind: type[msgspec.Struct], text: str) -> None:
+    """``text`` decodes as ``kind``. Request types refuse unknown fields themselves; a response
+    example must also be exactly what the server would write (no field missing or extra)."""
+    try:
+        decoded = msgspec.json.decode(text.encode(), type=kind)
+    except msgspec.ValidationError as exc:
+        raise AssertionError(f"a {kind.__name__} example does not fit: {exc}\n{text}") from None
+    if not kind.__struct_config__.forbid_unknown_fields:
+        written = json.loads(msgspec.json.encode(decoded))
+        assert written == json.loads(text), f"a {kind.__name__} example has other fields:\n{text}"
+
+
 def test_labelled_examples_match_their_wire_types() -> None:
-    """``<!-- example: PostResult -->`` before a JSON block: the block decodes as that type."""
+    """``<!-- example: PostResult -->`` before a JSON block: the block is a ``PostResult``."""
     labelled = _LABELLED_BLOCK.findall(doc())
     assert labelled, "no labelled examples"
     for name, block in labelled:
         kind = getattr(protocol, name, None)
         assert isinstance(kind, type) and issubclass(kind, msgspec.Struct), f"no wire type {name}"
-        try:
-            msgspec.json.decode(block.encode(), type=kind)
-        except msgspec.ValidationError as exc:
-            raise AssertionError(f"the {name} example does not match the type: {exc}") from None
+        check_example(kind, block)
 
 
 def test_every_http_body_type_has_an_example() -> None:
+    types = {op.response for op in OPERATIONS} | {op.request for op in OPERATIONS if op.request}
+    wanted = {t.__name__ for t in types if isinstance(t, type) and issubclass(t, msgspec.Struct)}
+    assert wanted, "no wire types in server.openapi.OPERATIONS"
     labelled = {name for name, _ in _LABELLED_BLOCK.findall(doc())}
-    wanted = {op.response.__name__ for op in OPERATIONS}
-    wanted |= {op.request.__name__ for op in OPERATIONS if op.request is not None}
     missing = sorted(wanted - labelled)
     assert not missing, f"request/response types with no labelled example: {missing}"
 
@@ -227,7 +241,9 @@ def test_event_examples_match_the_event_type() -> None:
             events.append(example)
     assert events, "no event examples"
     for event in events:
-        decoded = msgspec.json.decode(json.dumps(event).encode(), type=protocol.Event)
+        text = json.dumps(event, ensure_ascii=False)
+        check_example(protocol.Event, text)
+        decoded = msgspec.json.decode(text.encode(), type=protocol.Event)
         assert decoded.kind in protocol.EVENT_KINDS, f"unknown kind {decoded.kind}"
         if decoded.kind.startswith("comment."):
             assert decoded.comment is not None and decoded.session is None, event
