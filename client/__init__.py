@@ -2,6 +2,6 @@
 benchmarks. ``client/web/`` holds the browser screens."""
 
 from .api import Api, ApiError
-from .feed import Feed, FeedClosed
+from .feed import Feed, FeedClosed, describe, watch
 
-__all__ = ["Api", "ApiError", "Feed", "FeedClosed"]
+__all__ = ["Api", "ApiError", "Feed", "FeedClosed", "describe", "watch"]

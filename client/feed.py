@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 
 class FeedClosed(Exception):
@@ -52,7 +54,7 @@ class Feed:
         if self.ws is not None:
             await self.ws.close()
 
-    async def next_event(self, timeout: float = 10) -> dict[str, Any]:
+    async def next_event(self, timeout: float | None = 10) -> dict[str, Any]:
         while not self._events:
             await self._receive(timeout)
         return self._events.popleft()
@@ -71,7 +73,7 @@ class Feed:
             seen = len(self.messages)
             await self._receive(timeout)
 
-    async def _receive(self, timeout: float) -> None:
+    async def _receive(self, timeout: float | None) -> None:
         assert self.ws is not None
         try:
             raw = await asyncio.wait_for(self.ws.recv(), timeout)
@@ -87,3 +89,57 @@ class Feed:
                 raise AssertionError(f"expected seq {self.last_seq + 1}, got {event['seq']}")
             self.last_seq = event["seq"]
             self._events.append(event)
+
+
+FATAL_CLOSE_CODES = {1003, 1008, 1009, 4400, 4401, 4403, 4404}
+
+
+async def watch(
+    base_url: str,
+    session: str,
+    *,
+    since: int | None = None,
+    token: str | None = None,
+    max_backoff: float = 5.0,
+) -> AsyncIterator[dict[str, Any]]:
+    """Every event of ``session`` after ``since`` (None: from now), in ``seq`` order, each once,
+    for as long as the caller iterates: after any disconnect it reconnects by itself with
+    ``since`` set to the last event it yielded. A refusal that retrying cannot fix (unknown
+    session, bad request) raises :class:`FeedClosed`."""
+    if since is None:
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            response = await http.get(f"/v1/sessions/{session}")
+            response.raise_for_status()
+            since = int(response.json()["head"])
+    delay = 0.1
+    while True:
+        try:
+            async with Feed(base_url, session, since=since, token=token) as feed:
+                delay = 0.1
+                while True:
+                    event = await feed.next_event(timeout=None)
+                    since = event["seq"]
+                    yield event
+        except FeedClosed as closed:
+            if closed.code in FATAL_CLOSE_CODES:
+                raise
+        except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError):
+            pass
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_backoff)
+
+
+def describe(event: dict[str, Any]) -> str:
+    """One line for a terminal: ``#12 comment.created 3. Maya, Nursing, Albany, NY, US: text``."""
+    head = f"#{event['seq']} {event['kind']}"
+    comment = event.get("comment")
+    if comment is None:
+        session = event.get("session") or {}
+        extra = f" {session.get('state', '')} {session.get('title', '')}" if session else ""
+        return head + extra + (f" total {event['total']}" if "total" in event else "")
+    author = comment.get("author") or {}
+    parts = [author.get(k, "").strip() for k in ("name", "profession", "city", "region", "country")]
+    who = ", ".join(p for p in parts if p) or "(removed)"
+    number = f" {comment['number']}." if comment.get("number") else " ↳"
+    text = (comment.get("body") or "").replace("\n", " ⏎ ")
+    return f"{head}{number} {who}: {text}"

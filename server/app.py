@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 
 from . import endpoints as api
 from . import logs
@@ -20,12 +21,14 @@ from .errors import BackchannelError, NotFound
 from .feed import live
 from .openapi import openapi
 from .services import Services
+from .web import WEB_ROOT, SecurityHeaders
 
 log = logging.getLogger("backchannel")
 
 
-def routes() -> list[Route | WebSocketRoute]:
+def routes() -> list[BaseRoute]:
     return [
+        Route("/v1/dev/token", api.dev_token, methods=["POST"]),
         Route("/v1/events", api.create_event, methods=["POST"]),
         Route("/v1/events/{event}", api.get_event, methods=["GET"]),
         Route("/v1/events/{event}/sessions", api.create_session, methods=["POST"]),
@@ -35,7 +38,10 @@ def routes() -> list[Route | WebSocketRoute]:
         Route("/v1/sessions/{slug}/close", api.set_session_state, methods=["POST"]),
         Route("/v1/sessions/{slug}/comments", api.list_comments, methods=["GET"]),
         Route("/v1/sessions/{slug}/comments", api.post_comment, methods=["POST"]),
+        Route("/v1/comments/{comment_id}", api.locate_comment, methods=["GET"]),
         Route("/v1/comments/{comment_id}", api.edit_comment, methods=["PATCH"]),
+        Route("/v1/comments/{comment_id}/marks", api.mark_comment, methods=["POST"]),
+        Route("/v1/comments/{comment_id}/helpful", api.mark_helpful, methods=["POST"]),
         Route("/v1/comments/{comment_id}/replies", api.list_replies, methods=["GET"]),
         Route("/v1/comments/{comment_id}/remove", api.moderate_comment, methods=["POST"]),
         Route("/v1/comments/{comment_id}/restore", api.moderate_comment, methods=["POST"]),
@@ -43,6 +49,7 @@ def routes() -> list[Route | WebSocketRoute]:
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/healthz", api.live, methods=["GET"]),
         Route("/readyz", api.ready, methods=["GET"]),
+        Mount("/", StaticFiles(directory=WEB_ROOT, html=True), name="web"),
     ]
 
 
@@ -70,27 +77,6 @@ async def on_not_found(request: Request, exc: Exception) -> Response:
     return api.error_response(NotFound("not_found", f"no route for {request.url.path}"))
 
 
-class ServerName:
-    """Names the answering process on every HTTP response (``X-Backchannel-Server``), so that
-    clients and tests behind a load balancer can tell replicas apart."""
-
-    def __init__(self, app: ASGIApp, name: str) -> None:
-        self.app = app
-        self.header = (b"x-backchannel-server", name.encode())
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def named(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), self.header]
-            await send(message)
-
-        await self.app(scope, receive, named)
-
-
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     logs.configure(settings.log_level)
@@ -113,5 +99,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             405: on_not_found,
         },
     )
-    app.add_middleware(ServerName, name=settings.name)
+    origins = settings.origins()
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=["*"] if "*" in origins else sorted(origins),
+            allow_methods=["GET", "POST", "PATCH"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeaders, server_name=settings.name, origins=origins)
     return app

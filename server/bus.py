@@ -43,6 +43,11 @@ class Bus(Protocol):
 
     async def unsubscribe(self, topic: str) -> None: ...
 
+    async def share_counts(self, server: str, counts: dict[int, int], ttl: float) -> dict[int, int]:
+        """Report this process's watchers per session (kept ``ttl`` seconds, so a dead process
+        stops counting) and return the totals over every live process, for the sessions in
+        ``counts``."""
+
     async def close(self) -> None: ...
 
 

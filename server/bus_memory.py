@@ -32,5 +32,8 @@ class MemoryBus:
     async def unsubscribe(self, topic: str) -> None:
         self._topics.discard(topic)
 
+    async def share_counts(self, server: str, counts: dict[int, int], ttl: float) -> dict[int, int]:
+        return dict(counts)
+
     async def close(self) -> None:
         self._topics.clear()

@@ -25,6 +25,8 @@ PING_EVERY = 5.0
 SILENCE_LIMIT = 15.0
 CONFIRM_WAIT = 2.0
 MAX_BACKOFF = 5.0
+PRESENCE = "bc:presence:"
+SERVERS = "bc:servers"
 
 Reply = bytes | int | None | list["Reply"]
 
@@ -95,6 +97,40 @@ class RedisBus:
             self._topics.discard(topic)
             self._confirmations.pop(topic, None)
             self._send(b"UNSUBSCRIBE", topic.encode())
+
+    async def share_counts(self, server: str, counts: dict[int, int], ttl: float) -> dict[int, int]:
+        """Each process keeps a hash ``bc:presence:<server>`` of session -> watchers that expires
+        unless refreshed; the totals add up the hashes of every server still listed."""
+        mine = f"{PRESENCE}{server}"
+        try:
+            async with self._publisher.pipeline(transaction=True) as pipe:
+                pipe.delete(mine)
+                if counts:
+                    pipe.hset(mine, mapping={str(k): v for k, v in counts.items()})
+                pipe.expire(mine, max(1, int(ttl)))
+                pipe.sadd(SERVERS, server)
+                pipe.smembers(SERVERS)
+                *_, members = await pipe.execute()
+            servers = sorted(m.decode() for m in members)
+            fields = [str(k) for k in counts]
+            async with self._publisher.pipeline(transaction=False) as pipe:
+                for name in servers:
+                    pipe.exists(f"{PRESENCE}{name}")
+                    if fields:
+                        pipe.hmget(f"{PRESENCE}{name}", fields)
+                replies = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise BusUnavailable(f"redis presence update failed: {exc}") from exc
+        totals = dict.fromkeys(counts, 0)
+        step = 2 if fields else 1
+        for index, name in enumerate(servers):
+            if not replies[index * step]:
+                await self._publisher.srem(SERVERS, name)  # its hash expired: it is gone
+                continue
+            if fields:
+                for key, value in zip(counts, replies[index * step + 1], strict=True):
+                    totals[key] += int(value or 0)
+        return totals
 
     async def close(self) -> None:
         if self._task is not None:

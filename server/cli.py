@@ -45,6 +45,11 @@ def parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="apply pending schema migrations, then exit")
 
+    watch = commands.add_parser("watch", help="print a session's live stream in a terminal")
+    watch.add_argument("url", help="the server, e.g. http://127.0.0.1:8000")
+    watch.add_argument("session", help="the session's slug")
+    watch.add_argument("--since", type=int, help="replay events after this seq first")
+
     token = commands.add_parser("token", help="print a signed token (for local use and tests)")
     token.add_argument("--name", default="", help="display name")
     token.add_argument("--role", default="attendee", choices=ROLES)
@@ -70,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "token":
         print(make_token(settings, args))
         return 0
+    if args.command == "watch":
+        return asyncio.run(print_stream(args.url, args.session, args.since))
     # uvicorn re-raises SIGTERM once it has shut down: make it an exit, so that the embedded
     # PostgreSQL below is stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -107,6 +114,19 @@ def make_token(settings: Settings, args: argparse.Namespace) -> str:
         ttl=args.ttl,
         **claims,
     )
+
+
+async def print_stream(url: str, session: str, since: int | None) -> int:
+    from client import FeedClosed, describe, watch
+
+    try:
+        async for event in watch(url, session, since=since):
+            print(describe(event), flush=True)
+    except FeedClosed as closed:
+        print(f"backchannel: the server closed the feed: {closed.code} {closed.reason}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
 
 
 async def _migrate(url: str) -> None:

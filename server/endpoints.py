@@ -9,12 +9,21 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .auth import Identity
+from .auth import Identity, issue_token
 from .bus import user_topic
-from .errors import BackchannelError, BadRequest, PayloadTooLarge, Unauthorized, Unavailable
+from .errors import (
+    BackchannelError,
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    Unavailable,
+)
 from .protocol import (
     CommentEdit,
+    DemoIdentity,
     Health,
+    MarkChange,
     NewComment,
     NewEvent,
     NewSession,
@@ -23,7 +32,7 @@ from .protocol import (
     clean_body,
     encode,
 )
-from .services import Services
+from .services import Services, dev_tokens, signing_keys
 from .storage import SessionRecord
 
 T = TypeVar("T")
@@ -189,7 +198,7 @@ async def post_comment(request: Request) -> Response:
     new = await read_json(request, NewComment)
     body = body_text(new.body)
     result, event = await services(request).store.post(
-        session, who, body, new.parent_id, new.client_key
+        session, who, body, new.parent_id, new.client_key, question=new.question
     )
     await publish(request, session, event)
     return JSONResponse(result, 201 if result.created else 200)
@@ -217,6 +226,29 @@ async def edit_comment(request: Request) -> Response:
     return JSONResponse(result)
 
 
+async def mark_comment(request: Request) -> Response:
+    _, cid, session = await comment_target(request, "presenter")
+    change = await read_json(request, MarkChange)
+    result, event = await services(request).store.mark(session, cid, change.mark, change.on)
+    await publish(request, session, event)
+    return JSONResponse(result)
+
+
+async def mark_helpful(request: Request) -> Response:
+    who, cid, session = await comment_target(request, "attendee")
+    result = await services(request).store.mark_helpful(session, cid, who)
+    if result.marked:
+        services(request).tally.moved(session, cid)
+    return JSONResponse(result)
+
+
+async def locate_comment(request: Request) -> Response:
+    store = services(request).store
+    return JSONResponse(
+        await store.locate(comment_id(request), services(request).settings.page_size)
+    )
+
+
 async def moderate_comment(request: Request) -> Response:
     who, cid, session = await comment_target(request, "moderator")
     status = "removed" if request.url.path.endswith("/remove") else "published"
@@ -232,6 +264,29 @@ async def moderate_comment(request: Request) -> Response:
         }
         await hub.publish_private(user_topic(author), encode(notice))
     return JSONResponse(result)
+
+
+async def dev_token(request: Request) -> Response:
+    """A token for the demo: any name, profession, place and role (see ``dev_tokens``)."""
+    svc = services(request)
+    if not dev_tokens(svc.settings):
+        raise NotFound("not_found", "tokens are handed out only by a demo (DEMO=true) server")
+    claims = await read_json(request, DemoIdentity)
+    token = issue_token(
+        signing_keys(svc.settings),
+        issuer=svc.settings.jwt_issuer,
+        audience=svc.settings.jwt_audience,
+        ttl=claims.ttl,
+        sub=claims.sub,
+        name=claims.name,
+        profession=claims.profession,
+        city=claims.city,
+        region=claims.region,
+        country=claims.country,
+        role=claims.role,
+        event="*",
+    )
+    return JSONResponse({"token": token})
 
 
 # --- Health --------------------------------------------------------------------------------------

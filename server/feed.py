@@ -8,6 +8,7 @@ connection to its user's private notices and, for moderators, to its event's.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from starlette.websockets import WebSocket
 from .auth import Identity
 from .bus import moderators_topic, user_topic
 from .errors import BackchannelError, BadRequest
+from .presence import watching_message
 from .protocol import Auth, ProtocolError, decode_client_message, encode, error_message
 from .services import Services
 from .storage import SessionRecord
@@ -81,6 +83,7 @@ class Connection:
         self.hub = services.hub
         self.watcher = services.hub.new_watcher(sink)
         self.identity: Identity | None = None
+        self._expiry: asyncio.TimerHandle | None = None
         self._tokens = float(BURST)
         self._last = time.monotonic()
 
@@ -94,16 +97,19 @@ class Connection:
         self.sink.send(encode(hello))
         try:
             try:
-                await self.hub.watch(self.session, self.watcher, since)
+                channel = await self.hub.watch(self.session, self.watcher, since)
             except BackchannelError as exc:
                 self.sink.close(exc.close_code, exc.message)
                 return
+            count = max(channel.watching, len(channel.watchers))
+            self.sink.send(watching_message(self.session.slug, count))
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     return
                 await self._handle(message)
         finally:
+            self._forget_identity()
             self.hub.leave(self.watcher)
 
     async def _handle(self, message: Mapping[str, Any]) -> None:
@@ -124,16 +130,20 @@ class Connection:
             await self._authenticate(command.token)
 
     async def _authenticate(self, token: str) -> None:
+        """Take on the token's identity (replacing any earlier one): its private topics join, and
+        leave again when the token expires unless a fresh one came first. A refused token leaves
+        the connection anonymous, still watching."""
+        self._forget_identity()
         try:
             identity = self.services.verifier.verify(token)
         except BackchannelError as exc:
             self.sink.send(error_message(exc.code, exc.message))
             return
-        if self.identity is not None:
-            self.hub.leave(self.watcher, self._private_topics(self.identity))
         self.identity = identity
         for topic in self._private_topics(identity):
             await self.hub.join(topic, self.watcher)
+        delay = max(0.0, identity.expires_at - time.time())
+        self._expiry = asyncio.get_running_loop().call_later(delay, self._expired)
         author_id = await self.services.store.author_of(identity)
         self.sink.send(
             encode(
@@ -146,6 +156,18 @@ class Connection:
                 }
             )
         )
+
+    def _expired(self) -> None:
+        self._forget_identity()
+        self.sink.send(error_message("token_expired", "the token has expired; send a fresh one"))
+
+    def _forget_identity(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if self.identity is not None:
+            self.hub.leave(self.watcher, self._private_topics(self.identity))
+            self.identity = None
 
     def _private_topics(self, identity: Identity) -> list[str]:
         topics = [user_topic(identity.sub)]

@@ -124,6 +124,7 @@ class SessionChannel:
         self.topic = session_topic(session.id)
         self.watchers: set[Watcher] = set()
         self.joining = 0  # watchers catching up, not yet in ``watchers``
+        self.watching = 0  # watchers over all processes, as last reported by presence.py
         self.head = -1  # unknown until the subscription is confirmed and the head read
         self.ready = asyncio.Event()
         self.ring = Ring(hub.ring_size)
@@ -287,15 +288,20 @@ class Hub:
     def new_watcher(self, sink: Sink) -> Watcher:
         return Watcher(sink=sink, limit=self.watcher_limit)
 
+    def session_channels(self) -> list[SessionChannel]:
+        return [c for c in self._channels.values() if isinstance(c, SessionChannel)]
+
     def watchers_of(self, session_id: int) -> int:
         channel = self._channels.get(session_topic(session_id))
         return len(channel.watchers) if channel is not None else 0
 
     # --- Joining and leaving ---------------------------------------------------------------------
 
-    async def watch(self, session: SessionRecord, watcher: Watcher, since: int | None) -> int:
+    async def watch(
+        self, session: SessionRecord, watcher: Watcher, since: int | None
+    ) -> SessionChannel:
         """Attach ``watcher`` to ``session``'s live events, after replaying those after
-        ``since`` (None: live only). Returns the seq it is current to."""
+        ``since`` (None: live only)."""
         channel = await self._session_channel(session)
         watcher.topics.add(channel.topic)
         channel.joining += 1
@@ -307,7 +313,7 @@ class Hub:
                 await channel.catch_up(watcher, since)
         finally:
             channel.joining -= 1
-        return channel.head
+        return channel
 
     async def join(self, topic: str, watcher: Watcher) -> None:
         """Attach ``watcher`` to a private topic (its user's, or its event's moderators')."""

@@ -24,6 +24,8 @@ EVENT_KINDS = (
     "comment.edited",
     "comment.removed",
     "comment.restored",
+    "comment.marked",
+    "helpful.counts",
     "session.opened",
     "session.closed",
     "session.updated",
@@ -78,6 +80,13 @@ class CommentView(msgspec.Struct, frozen=True):
     reply_count: int
     created_at: datetime
     edited_at: datetime | None
+    question: bool
+    """Its author marked it "Ask the presenter"."""
+    highlighted_at: datetime | None
+    """Set by a presenter: shown to every attendee as highlighted."""
+    answered_at: datetime | None
+    """Set by a presenter: "answered live at 14:32"."""
+    helpful_count: int
 
 
 class ThreadView(msgspec.Struct, frozen=True):
@@ -118,6 +127,11 @@ class ReplyCount(msgspec.Struct, frozen=True):
     reply_count: int
 
 
+class HelpfulCount(msgspec.Struct, frozen=True):
+    id: int
+    helpful_count: int
+
+
 class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     """One entry of a session's event log.
 
@@ -134,6 +148,8 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     comment: CommentView | None = None
     reply_counts: list[ReplyCount] = []
     session: SessionView | None = None
+    helpful: list[HelpfulCount] = []
+    """For ``helpful.counts``: the comments whose helpful count moved, with their counts."""
 
 
 class Health(msgspec.Struct, frozen=True):
@@ -161,6 +177,29 @@ class PostResult(msgspec.Struct, frozen=True):
     created: bool
 
 
+class EditResult(msgspec.Struct, frozen=True):
+    comment: CommentView
+    changed: bool
+    """False when the comment already had this text (or these marks): nothing was written."""
+    seq: int | None
+
+
+class HelpfulResult(msgspec.Struct, frozen=True):
+    comment_id: int
+    marked: bool
+    """False when this person had marked it helpful already: marks count once."""
+    helpful_count: int
+
+
+class Location(msgspec.Struct, frozen=True):
+    """Where a comment is on its board, for permalinks: load the page ``before`` (null: the
+    first page) and find the comment in the thread of ``root_id``."""
+
+    comment: CommentView
+    root_id: int
+    before: str | None
+
+
 class ModerationResult(msgspec.Struct, frozen=True):
     comment: CommentView
     changed: bool
@@ -183,10 +222,18 @@ class NewComment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     body: str
     parent_id: int | None = None
     client_key: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+    question: bool = False
 
 
 class CommentEdit(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     body: str
+
+
+class MarkChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A presenter sets (``on``) or clears a mark on a comment."""
+
+    mark: Literal["highlighted", "answered"]
+    on: bool = True
 
 
 class NewEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -213,6 +260,19 @@ class SessionPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit
     prompt: Annotated[str, msgspec.Meta(max_length=500)] | msgspec.UnsetType = msgspec.UNSET
     opens_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
     closes_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class DemoIdentity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Who to be on the demo (``POST /v1/dev/token``)."""
+
+    sub: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    name: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    profession: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    city: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    region: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    country: Annotated[str, msgspec.Meta(max_length=2)] = ""
+    role: Literal["attendee", "presenter", "moderator", "admin"] = "attendee"
+    ttl: Annotated[float, msgspec.Meta(gt=0, le=86400)] = 3 * 3600
 
 
 # --- WebSocket messages from clients -------------------------------------------------------------

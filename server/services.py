@@ -16,9 +16,17 @@ from .config import Settings
 from .errors import ConfigError
 from .hub import Hub
 from .migrations import migrate
+from .presence import Presence
 from .storage import Store
+from .tally import HelpfulTally
 
 log = logging.getLogger("backchannel")
+
+
+def dev_tokens(settings: Settings) -> bool:
+    """Whether the demo hands out tokens (``POST /v1/dev/token``): only for a demo signing with
+    the development secret, never where a host site's secrets are configured."""
+    return settings.demo and not settings.jwt_secrets
 
 
 def signing_keys(settings: Settings) -> dict[str, str]:
@@ -31,6 +39,8 @@ class Services:
     store: Store
     hub: Hub
     verifier: TokenVerifier
+    tally: HelpfulTally
+    presence: Presence
 
     @classmethod
     async def open(cls, settings: Settings) -> Services:
@@ -56,11 +66,24 @@ class Services:
             bus = MemoryBus()
         hub = Hub(bus, store, settings.ring_size, settings.ws_send_buffer_limit)
         await hub.start()
+        tally = HelpfulTally(store, hub)
+        tally.start()
+        presence = Presence(hub, bus, settings.name)
+        presence.start()
         log.info(
             "server %s ready (bus: %s)", settings.name, "redis" if settings.redis_url else "memory"
         )
-        return cls(settings=settings, store=store, hub=hub, verifier=verifier)
+        return cls(
+            settings=settings,
+            store=store,
+            hub=hub,
+            verifier=verifier,
+            tally=tally,
+            presence=presence,
+        )
 
     async def close(self) -> None:
+        await self.presence.close()
+        await self.tally.close()
         await self.hub.close()
         await self.store.close()

@@ -964,7 +964,6 @@ async def test_openapi_describes_every_http_route(actors: Actors) -> None:
     ("method", "path", "status", "code"),
     [
         ("GET", "/v1/no-such-route", 404, "not_found"),
-        ("GET", "/", 404, "not_found"),
         ("DELETE", "/healthz", 405, "method_not_allowed"),
         ("GET", "/v1/comments/abc/replies", 400, "bad_comment_id"),
         ("GET", "/v1/comments/999999999999999/replies", 404, "unknown_comment"),

@@ -63,6 +63,10 @@ def comment(status: str = "published", body: str | None = "Thank you 🙏") -> C
         reply_count=0,
         created_at=datetime(2026, 11, 23, tzinfo=UTC),
         edited_at=None,
+        question=False,
+        highlighted_at=None,
+        answered_at=None,
+        helpful_count=0,
     )
 
 

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any, Self
 import asyncpg
 
 from ..errors import Conflict, NotFound, Unavailable
-from ..protocol import PUBLIC_STATES, AuthorView, CommentView, ReplyCount, SessionView
+from ..protocol import (
+    PUBLIC_STATES,
+    AuthorView,
+    CommentView,
+    HelpfulCount,
+    ReplyCount,
+    SessionView,
+)
 
 if TYPE_CHECKING:
     from ..protocol import PostResult
@@ -29,6 +36,7 @@ PUBLIC = list(PUBLIC_STATES)
 COMMENT = """
     c.id, c.session_id, c.parent_id, c.root_id, c.depth, c.number, c.status, c.body,
     c.reply_count, c.created_at, c.edited_at, c.removed_at, c.removed_by, c.author_id,
+    c.question, c.highlighted_at, c.answered_at, c.helpful_count,
     a.name, a.profession, a.city, a.region, a.country, a.external_id
 """
 COMMENT_FROM = "comments c JOIN authors a ON a.id = c.author_id"
@@ -118,6 +126,10 @@ def comment_view(row: asyncpg.Record | dict[str, Any], session: str) -> CommentV
         reply_count=row["reply_count"],
         created_at=row["created_at"],
         edited_at=row["edited_at"],
+        question=row["question"],
+        highlighted_at=row["highlighted_at"],
+        answered_at=row["answered_at"],
+        helpful_count=row["helpful_count"],
     )
 
 
@@ -185,6 +197,13 @@ async def ancestors(conn: asyncpg.Connection, parent_ids: set[int]) -> Ancestors
         list(parent_ids),
     )
     return {r["id"]: (r["parent_id"], r["reply_count"]) for r in rows}
+
+
+async def helpful_counts(conn: asyncpg.Connection, ids: list[int]) -> list[HelpfulCount]:
+    rows = await conn.fetch(
+        "SELECT id, helpful_count FROM comments WHERE id = ANY($1::bigint[]) ORDER BY id", ids
+    )
+    return [HelpfulCount(id=r["id"], helpful_count=r["helpful_count"]) for r in rows]
 
 
 def reply_counts(parent_id: int | None, ancestors: Ancestors) -> list[ReplyCount]:

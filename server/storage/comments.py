@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 import asyncpg
 
 from ..auth import Identity
 from ..errors import BadRequest, Conflict, Forbidden, NotFound
-from ..protocol import PUBLIC_STATES, Event, ModerationResult, PostResult, encode_event
+from ..protocol import (
+    PUBLIC_STATES,
+    CommentView,
+    EditResult,
+    Event,
+    HelpfulResult,
+    ModerationResult,
+    PostResult,
+    encode_event,
+)
 from .base import (
     AUTHOR_CACHE_SIZE,
     COMMENT,
@@ -21,6 +32,7 @@ from .base import (
     Unchanged,
     ancestors,
     comment_view,
+    helpful_counts,
     next_seq,
     reply_counts,
 )
@@ -66,6 +78,7 @@ class CommentStore(StoreBase):
         parent_id: int | None,
         client_key: str | None,
         *,
+        question: bool = False,
         at: datetime | None = None,
     ) -> tuple[PostResult, bytes | None]:
         """Store a comment (``at``: its time, when importing) and log its event. A retry with a
@@ -80,7 +93,7 @@ class CommentStore(StoreBase):
             try:
                 async with conn.transaction():
                     return await self._insert(
-                        conn, session, author_id, body, parent_id, client_key, at
+                        conn, session, author_id, body, parent_id, client_key, question, at
                     )
             except asyncpg.UniqueViolationError:
                 # A concurrent retry with the same client key committed first.
@@ -111,6 +124,7 @@ class CommentStore(StoreBase):
         body: str,
         parent_id: int | None,
         client_key: str | None,
+        question: bool,
         at: datetime | None,
     ) -> tuple[PostResult, bytes]:
         seq = await next_seq(conn, session, accepting=True)
@@ -120,8 +134,8 @@ class CommentStore(StoreBase):
         row = await conn.fetchrow(
             f"""WITH c AS (
                     INSERT INTO comments (session_id, author_id, parent_id, root_id, depth, body,
-                                          status, client_key, created_at)
-                    VALUES ($1, $2, $3, $4, $5, $6, 'published', $7, coalesce($8, now()))
+                                          status, client_key, question, created_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, 'published', $7, $8, coalesce($9, now()))
                     RETURNING *)
                 SELECT {COMMENT} FROM c JOIN authors a ON a.id = c.author_id""",
             session.id,
@@ -131,10 +145,12 @@ class CommentStore(StoreBase):
             depth,
             body,
             client_key,
+            question,
             at,
         )
         assert row is not None
-        return await self._comment_event(conn, session, "comment.created", seq, row)
+        comment, event = await self._comment_event(conn, session, "comment.created", seq, row)
+        return PostResult(comment=comment, seq=seq, created=True), event
 
     async def _parent(
         self, conn: asyncpg.Connection, session: SessionRecord, parent_id: int
@@ -157,7 +173,7 @@ class CommentStore(StoreBase):
         kind: str,
         seq: int,
         row: asyncpg.Record,
-    ) -> tuple[PostResult, bytes]:
+    ) -> tuple[CommentView, bytes]:
         """Log the event for a comment just written, and encode it with the counts it changed."""
         counts = await conn.fetchrow(
             """WITH e AS (INSERT INTO session_events (session_id, seq, kind, comment_id)
@@ -180,7 +196,7 @@ class CommentStore(StoreBase):
             reply_counts=reply_counts(row["parent_id"], found),
         )
         log.info("session %s: %s comment %d (seq %d)", session.slug, kind, row["id"], seq)
-        return PostResult(comment=comment, seq=seq, created=True), encode_event(event)
+        return comment, encode_event(event)
 
     async def comment_session(self, comment_id: int) -> SessionRecord:
         async with self._connection() as conn:
@@ -195,39 +211,118 @@ class CommentStore(StoreBase):
 
     async def edit(
         self, session: SessionRecord, comment_id: int, who: Identity, body: str
-    ) -> tuple[PostResult, bytes | None]:
-        try:
-            return await self._edit(session, comment_id, who, body)
-        except Unchanged as unchanged:
-            assert unchanged.result is not None
-            return unchanged.result, None
+    ) -> tuple[EditResult, bytes | None]:
+        """Change one's own comment's text while the session takes posts; the same text again
+        changes nothing."""
+        update = """UPDATE comments c SET body = $2, edited_at = now() FROM authors a
+                    WHERE c.id = $1 AND a.id = c.author_id AND a.external_id = $3
+                      AND c.status = 'published' AND c.body <> $2"""
 
-    async def _edit(
-        self, session: SessionRecord, comment_id: int, who: Identity, body: str
-    ) -> tuple[PostResult, bytes]:
-        async with self._connection() as conn, conn.transaction():
-            seq = await next_seq(conn, session, accepting=True)
-            row = await conn.fetchrow(
-                f"""WITH c AS (
-                        UPDATE comments c SET body = $2, edited_at = now()
-                        FROM authors a
-                        WHERE c.id = $1 AND a.id = c.author_id AND a.external_id = $3
-                          AND c.status = 'published' AND c.body <> $2
-                        RETURNING c.*)
-                    SELECT {COMMENT} FROM c JOIN authors a ON a.id = c.author_id""",
-                comment_id,
-                body,
-                who.sub,
-            )
-            if row is None:
+        def refuse(current: asyncpg.Record) -> None:
+            if current["external_id"] != who.sub:
+                raise Forbidden("not_author", "only its author can edit a comment")
+
+        return await self._change(
+            session, comment_id, "comment.edited", update, [body, who.sub], True, refuse
+        )
+
+    async def mark(
+        self, session: SessionRecord, comment_id: int, mark: str, on: bool
+    ) -> tuple[EditResult, bytes | None]:
+        """Set or clear a presenter's mark (``highlighted`` or ``answered``); conditional, so
+        asking for what is already so changes nothing."""
+        column = {"highlighted": "highlighted_at", "answered": "answered_at"}[mark]
+        update = f"""UPDATE comments c SET {column} = CASE WHEN $2 THEN now() END
+                     WHERE c.id = $1 AND c.session_id = $3 AND c.status = 'published'
+                       AND ({column} IS NOT NULL) <> $2"""
+        return await self._change(
+            session, comment_id, "comment.marked", update, [on, session.id], False, None
+        )
+
+    async def _change(
+        self,
+        session: SessionRecord,
+        comment_id: int,
+        kind: str,
+        update: str,
+        args: list[object],
+        accepting: bool,
+        refuse: Callable[[asyncpg.Record], None] | None,
+    ) -> tuple[EditResult, bytes | None]:
+        """Apply ``update`` (``$1`` is the comment id) to a published comment and log ``kind``.
+        When it matches no row, ``refuse`` may say why; otherwise the comment is not published
+        (409) or already as asked (changed false, nothing written)."""
+        async with self._connection() as conn:
+            try:
+                async with conn.transaction():
+                    seq = await next_seq(conn, session, accepting=accepting)
+                    row = await conn.fetchrow(
+                        f"WITH c AS ({update} RETURNING c.*) "
+                        f"SELECT {COMMENT} FROM c JOIN authors a ON a.id = c.author_id",
+                        comment_id,
+                        *args,
+                    )
+                    if row is None:
+                        raise Unchanged(None)
+                    comment, event = await self._comment_event(conn, session, kind, seq, row)
+                    return EditResult(comment=comment, changed=True, seq=seq), event
+            except Unchanged:
                 current = await self._comment(conn, comment_id)
-                if current["external_id"] != who.sub:
-                    raise Forbidden("not_author", "only its author can edit a comment")
+                if refuse is not None:
+                    refuse(current)
                 if current["status"] not in PUBLIC_STATES:
-                    raise Conflict("not_published", f"comment {comment_id} is {current['status']}")
-                # Same text as before: nothing to do; roll the seq back.
-                raise Unchanged(PostResult(comment_view(current, session.slug), None, False))
-            return await self._comment_event(conn, session, "comment.edited", seq, row)
+                    raise Conflict(
+                        "not_published", f"comment {comment_id} is {current['status']}"
+                    ) from None
+                return EditResult(comment_view(current, session.slug), False, None), None
+
+    async def mark_helpful(
+        self, session: SessionRecord, comment_id: int, who: Identity
+    ) -> HelpfulResult:
+        """Count ``who``'s helpful mark once. No event here: :mod:`server.tally` gathers the
+        counts that moved into one ``helpful.counts`` event per second."""
+        async with self._connection() as conn, conn.transaction():
+            count = await conn.fetchval(
+                """WITH m AS (
+                       INSERT INTO helpful_marks (comment_id, user_id)
+                       SELECT id, $2 FROM comments
+                       WHERE id = $1 AND session_id = $3 AND status = 'published'
+                       ON CONFLICT DO NOTHING RETURNING comment_id)
+                   UPDATE comments SET helpful_count = helpful_count + 1
+                   WHERE id = (SELECT comment_id FROM m) RETURNING helpful_count""",
+                comment_id,
+                who.sub,
+                session.id,
+            )
+            if count is not None:
+                return HelpfulResult(comment_id=comment_id, marked=True, helpful_count=count)
+            current = await self._comment(conn, comment_id)
+        if current["status"] not in PUBLIC_STATES:
+            raise Conflict("not_published", f"comment {comment_id} is {current['status']}")
+        return HelpfulResult(comment_id, marked=False, helpful_count=current["helpful_count"])
+
+    async def helpful_event(self, session: SessionRecord, ids: list[int]) -> bytes:
+        """Log one ``helpful.counts`` event with the current counts of ``ids``."""
+        async with self._connection() as conn, conn.transaction():
+            seq = await next_seq(conn, session, accepting=False)
+            row = await conn.fetchrow(
+                """WITH e AS (INSERT INTO session_events (session_id, seq, kind, data)
+                              VALUES ($1, $2, 'helpful.counts', $3::jsonb) RETURNING at)
+                   SELECT e.at, s.comment_count FROM e, sessions s WHERE s.id = $1""",
+                session.id,
+                seq,
+                json.dumps({"ids": ids}),
+            )
+            counts = await helpful_counts(conn, ids)
+        assert row is not None
+        event = Event(
+            seq=seq,
+            kind="helpful.counts",
+            at=row["at"],
+            total=row["comment_count"],
+            helpful=counts,
+        )
+        return encode_event(event)
 
     async def set_status(
         self, session: SessionRecord, comment_id: int, status: str, moderator: Identity

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import asyncpg
 
-from ..protocol import Event, Page, RepliesPage, ReplyCount, ThreadView, encode_event
+from ..protocol import (
+    Event,
+    HelpfulCount,
+    Location,
+    Page,
+    RepliesPage,
+    SessionView,
+    ThreadView,
+    encode_event,
+)
 from .base import (
     COMMENT,
     COMMENT_FROM,
     PUBLIC,
     SHOWN,
+    Ancestors,
     SessionRecord,
     StoreBase,
     ancestors,
     comment_view,
+    helpful_counts,
     reply_counts,
     sql,
 )
@@ -137,7 +149,7 @@ class ReadStore(StoreBase):
         ):
             current = await self._session(conn, "s.id = $1", session.id)
             rows = await conn.fetch(
-                f"""SELECT e.seq, e.kind, e.at, {COMMENT}
+                f"""SELECT e.seq, e.kind, e.at, e.data, {COMMENT}
                     FROM session_events e
                     LEFT JOIN comments c ON c.id = e.comment_id
                     LEFT JOIN authors a ON a.id = c.author_id
@@ -148,27 +160,65 @@ class ReadStore(StoreBase):
                 upto,
             )
             found = await ancestors(conn, {r["parent_id"] for r in rows} - {None})
+            helpful_ids = {i for r in rows if r["data"] for i in json.loads(r["data"])["ids"]}
+            helpful = {h.id: h for h in await helpful_counts(conn, sorted(helpful_ids))}
         view = current.view()
-        events = []
-        for row in rows:
-            comment = session_view = None
-            counts: list[ReplyCount] = []
-            if row["kind"].startswith("comment."):
-                comment = comment_view(row, session.slug)
-                counts = reply_counts(row["parent_id"], found)
-            else:
-                session_view = view
-            events.append(
-                encode_event(
-                    Event(
-                        seq=row["seq"],
-                        kind=row["kind"],
-                        at=row["at"],
-                        total=current.comment_count,
-                        comment=comment,
-                        reply_counts=counts,
-                        session=session_view,
-                    )
-                )
+        return [
+            encode_event(_replayed(row, session, view, current.comment_count, found, helpful))
+            for row in rows
+        ]
+
+    async def locate(self, comment_id: int, page_size: int) -> Location:
+        """Which page shows a comment: the one its thread's top-level comment is on, counting
+        pages of ``page_size`` from the newest as the board does."""
+        async with self._connection() as conn:
+            row = await self._comment(conn, comment_id)
+            root = row if row["root_id"] is None else await self._comment(conn, row["root_id"])
+            slug = await conn.fetchval("SELECT slug FROM sessions WHERE id = $1", row["session_id"])
+            newer = await conn.fetchval(
+                sql(f"""SELECT count(*) FROM comments c
+                    WHERE c.session_id = $2 AND c.parent_id IS NULL AND c.number > $3
+                      AND {SHOWN}"""),
+                PUBLIC,
+                root["session_id"],
+                root["number"],
             )
-        return events
+            start = newer // page_size * page_size
+            before = None
+            if start > 0:
+                before = await conn.fetchval(
+                    sql(f"""SELECT c.number FROM comments c
+                        WHERE c.session_id = $2 AND c.parent_id IS NULL AND {SHOWN}
+                        ORDER BY c.number DESC OFFSET $3 LIMIT 1"""),
+                    PUBLIC,
+                    root["session_id"],
+                    start - 1,
+                )
+        return Location(
+            comment=comment_view(row, slug),
+            root_id=root["id"],
+            before=None if before is None else str(before),
+        )
+
+
+def _replayed(
+    row: asyncpg.Record,
+    session: SessionRecord,
+    view: SessionView,
+    total: int,
+    found: Ancestors,
+    helpful: dict[int, HelpfulCount],
+) -> Event:
+    """An event of the log as a replay shows it: with the current state of what it is about."""
+    kind = row["kind"]
+    if kind.startswith("comment."):
+        return Event(
+            seq=row["seq"], kind=kind, at=row["at"], total=total,
+            comment=comment_view(row, session.slug),
+            reply_counts=reply_counts(row["parent_id"], found),
+        )  # fmt: skip
+    if kind == "helpful.counts":
+        ids = json.loads(row["data"])["ids"]
+        counts = [helpful[i] for i in ids if i in helpful]
+        return Event(seq=row["seq"], kind=kind, at=row["at"], total=total, helpful=counts)
+    return Event(seq=row["seq"], kind=kind, at=row["at"], total=total, session=view)

@@ -1,0 +1,62 @@
+"""Helpful marks, aggregated: a burst of clicks becomes a few count updates, not one event per
+click. Each process notes which comments' counts moved and, at most once per ``INTERVAL`` per
+session, logs one ``helpful.counts`` event with their current counts (read from PostgreSQL, so
+marks taken by other processes meanwhile are included)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .hub import Hub
+    from .storage import SessionRecord, Store
+
+log = logging.getLogger("backchannel.tally")
+
+INTERVAL = 1.0
+MAX_IDS = 500  # comments per event; more wait for the next one
+
+
+class HelpfulTally:
+    def __init__(self, store: Store, hub: Hub) -> None:
+        self._store = store
+        self._hub = hub
+        self._moved: dict[int, tuple[SessionRecord, set[int]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def moved(self, session: SessionRecord, comment_id: int) -> None:
+        self._moved.setdefault(session.id, (session, set()))[1].add(comment_id)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="helpful-tally")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(INTERVAL)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("helpful tally: publishing counts failed; retrying next round")
+
+    async def flush(self) -> None:
+        pending, self._moved = self._moved, {}
+        for session_id, (session, ids) in pending.items():
+            batch = sorted(ids)[:MAX_IDS]
+            try:
+                event = await self._store.helpful_event(session, batch)
+            except Exception:
+                # Keep them for the next round: the marks are stored, only the event is late.
+                for comment_id in ids:
+                    self.moved(session, comment_id)
+                raise
+            for comment_id in ids.difference(batch):
+                self.moved(session, comment_id)
+            await self._hub.publish_session(session_id, event)
