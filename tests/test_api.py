@@ -825,6 +825,10 @@ async def test_patch_changes_the_session_and_moves_the_head(actors: Actors) -> N
     assert session["accepting"] is True
     assert change["session"]["title"] == "A new title"
 
+    same = await actors.moderator.update_session(actors.slug, title="A new title")
+    assert (same["changed"], same["seq"]) == (False, None)
+    assert (await actors.session())["head"] == 1  # a patch that changes nothing writes nothing
+
 
 async def test_patch_with_opens_at_after_closes_at_is_refused(actors: Actors) -> None:
     patch = {"opens_at": iso(timedelta(days=3)), "closes_at": iso(timedelta(days=2))}

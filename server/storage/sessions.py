@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 
 import asyncpg
 import msgspec
@@ -89,17 +89,21 @@ class SessionStore(StoreBase):
     async def update_session(
         self, session: SessionRecord, patch: SessionPatch
     ) -> tuple[SessionChange, bytes | None]:
-        fields = {k: v for k, v in patch_fields(patch).items()}
+        fields = patch_fields(patch)
         if not fields:
             raise BadRequest("empty_patch", "nothing to change")
         opens = patch.opens_at if "opens_at" in fields else session.opens_at
         closes = patch.closes_at if "closes_at" in fields else session.closes_at
         if isinstance(opens, datetime) and isinstance(closes, datetime) and opens >= closes:
             raise BadRequest("bad_window", "opens_at must be before closes_at")
-        names = list(fields)
-        sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=2))
+        places = [f"${i}" for i in range(2, len(fields) + 2)]
+        sets = ", ".join(f"{name} = {place}" for name, place in zip(fields, places, strict=True))
+        # Conditional like every change: a patch that changes nothing writes nothing.
+        differs = " OR ".join(
+            f"{name} IS DISTINCT FROM {place}" for name, place in zip(fields, places, strict=True)
+        )
         return await self._change_session(
-            session, "session.updated", sets, *fields.values(), condition="true"
+            session, "session.updated", sets, *fields.values(), condition=f"({differs})"
         )
 
     async def _change_session(
@@ -113,9 +117,11 @@ class SessionStore(StoreBase):
                 session.id,
                 *args,
             )
+            at = datetime.now(UTC)
             if seq is not None:
-                await conn.execute(
-                    "INSERT INTO session_events (session_id, seq, kind) VALUES ($1, $2, $3)",
+                at = await conn.fetchval(
+                    """INSERT INTO session_events (session_id, seq, kind) VALUES ($1, $2, $3)
+                       RETURNING at""",
                     session.id,
                     seq,
                     kind,
@@ -124,9 +130,7 @@ class SessionStore(StoreBase):
         view = current.view()
         if seq is None:
             return SessionChange(session=view, changed=False, seq=None), None
-        event = Event(
-            seq=seq, kind=kind, at=view.server_time, total=current.comment_count, session=view
-        )
+        event = Event(seq=seq, kind=kind, at=at, total=current.comment_count, session=view)
         log.info("session %s: %s (seq %d)", session.slug, kind, seq)
         return SessionChange(session=view, changed=True, seq=seq), encode_event(event)
 
