@@ -11,8 +11,9 @@ from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Match, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from . import endpoints as api
 from . import logs
@@ -49,8 +50,20 @@ def routes() -> list[BaseRoute]:
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/healthz", api.live, methods=["GET"]),
         Route("/readyz", api.ready, methods=["GET"]),
-        Mount("/", StaticFiles(directory=WEB_ROOT, html=True), name="web"),
+        Pages("/", StaticFiles(directory=WEB_ROOT, html=True), name="web"),
     ]
+
+
+class Pages(Mount):
+    """The browser screens at ``/``, never shadowing the API: a path of the API that matches no
+    route (or not with this method) still answers the API's 404 (or 405)."""
+
+    API = ("/v1/", "/openapi.json", "/healthz", "/readyz")
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and scope["path"].startswith(self.API):
+            return Match.NONE, {}
+        return super().matches(scope)
 
 
 async def on_error(request: Request, exc: Exception) -> Response:

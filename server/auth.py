@@ -151,7 +151,7 @@ def _identity(claims: dict[str, Any]) -> Identity:
         )
     if not isinstance(event, str) or not event:
         raise Unauthorized("token_claims", "the token's 'event' must be an event slug or '*'")
-    country = clean_label(claims.get("country"), 2).upper()
+    country = clean_label(claims.get("country")).upper()
     return Identity(
         sub=sub,
         name=clean_label(claims.get("name")),

@@ -142,8 +142,6 @@ class Connection:
         self.identity = identity
         for topic in self._private_topics(identity):
             await self.hub.join(topic, self.watcher)
-        delay = max(0.0, identity.expires_at - time.time())
-        self._expiry = asyncio.get_running_loop().call_later(delay, self._expired)
         author_id = await self.services.store.author_of(identity)
         self.sink.send(
             encode(
@@ -156,6 +154,9 @@ class Connection:
                 }
             )
         )
+        # Verification allows the leeway past ``exp``; so does the connection.
+        delay = max(0.0, identity.expires_at + self.services.settings.jwt_leeway - time.time())
+        self._expiry = asyncio.get_running_loop().call_later(delay, self._expired)
 
     def _expired(self) -> None:
         self._forget_identity()

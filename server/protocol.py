@@ -272,7 +272,7 @@ class DemoIdentity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     region: Annotated[str, msgspec.Meta(max_length=100)] = ""
     country: Annotated[str, msgspec.Meta(max_length=2)] = ""
     role: Literal["attendee", "presenter", "moderator", "admin"] = "attendee"
-    ttl: Annotated[float, msgspec.Meta(gt=0, le=86400)] = 3 * 3600
+    ttl: Annotated[float, msgspec.Meta(ge=60, le=86400)] = 3 * 3600
 
 
 # --- WebSocket messages from clients -------------------------------------------------------------

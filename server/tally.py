@@ -41,22 +41,20 @@ class HelpfulTally:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(INTERVAL)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("helpful tally: publishing counts failed; retrying next round")
+            await self.flush()
 
     async def flush(self) -> None:
+        """One event per session with moved counts. A session whose event cannot be written
+        keeps its comments for the next round: the marks are stored, only the event is late."""
         pending, self._moved = self._moved, {}
         for session_id, (session, ids) in pending.items():
             batch = sorted(ids)[:MAX_IDS]
             try:
                 event = await self._store.helpful_event(session, batch)
-            except Exception:
-                # Keep them for the next round: the marks are stored, only the event is late.
-                for comment_id in ids:
-                    self.moved(session, comment_id)
-                raise
+            except Exception as exc:
+                log.warning("helpful counts of session %s not logged yet: %s", session.slug, exc)
+                batch = []
             for comment_id in ids.difference(batch):
                 self.moved(session, comment_id)
-            await self._hub.publish_session(session_id, event)
+            if batch:
+                await self._hub.publish_session(session_id, event)

@@ -73,6 +73,7 @@ def make_settings(database_url: str, workdir: Path) -> Callable[..., Settings]:
             "jwt_secrets": JWT_SECRETS,
             "jwt_issuer": ISSUER,
             "jwt_audience": AUDIENCE,
+            "jwt_leeway": 1,
             "data_dir": str(workdir / "data"),
             "server_name": f"test-{next(names)}",
             "port": 0,

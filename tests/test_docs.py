@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 
 import msgspec
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from server import errors, protocol
 from server.app import routes
@@ -179,6 +179,9 @@ def test_every_route_is_documented() -> None:
         if isinstance(route, Route):
             for method in sorted((route.methods or set()) - {"HEAD"}):
                 assert f"{method} {route.path}" in doc(), f"{method} {route.path} is not documented"
+        elif isinstance(route, Mount):  # the static pages: named by their mount point
+            mount = route.path or "/"
+            assert f"`{mount}`" in doc(), f"the pages mounted at {mount} are not documented"
         else:
             assert isinstance(route, WebSocketRoute)
 
@@ -252,5 +255,7 @@ def test_event_examples_match_the_event_type() -> None:
             assert public != redacted, (
                 f"comment {decoded.comment.id}: redaction does not fit status"
             )
+        elif decoded.kind == "helpful.counts":  # counts of several comments, no state
+            assert decoded.helpful and decoded.session is None and decoded.comment is None, event
         else:
             assert decoded.session is not None and decoded.comment is None, event
