@@ -18,7 +18,8 @@ from typing import Any
 import jwt
 
 from .errors import ConfigError, Forbidden, Unauthorized
-from .protocol import ROLES, clean_label
+from .protocol import ROLES
+from .text import clean_label
 
 ALGORITHM = "HS256"
 WILDCARD_EVENT = "*"

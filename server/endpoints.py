@@ -28,12 +28,11 @@ from .protocol import (
     NewEvent,
     NewSession,
     SessionPatch,
-    TextError,
-    clean_body,
     encode,
 )
 from .services import Services, dev_tokens, signing_keys
 from .storage import SessionRecord
+from .text import TextError, clean_body
 
 T = TypeVar("T")
 MAX_REQUEST_BYTES = 64 * 1024

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -30,9 +29,9 @@ from .protocol import (
     comment_of,
     events_message,
     read_event_head,
-    replace_comment,
     text_frame,
 )
+from .ring import Ring
 
 if TYPE_CHECKING:
     from .storage import SessionRecord, Store
@@ -77,29 +76,6 @@ class HubStats:
     shed: int = 0
     gap_fills: int = 0
     catch_up_reads: int = 0
-
-
-class Ring:
-    """The most recent events of a session, for catch-ups that need not reach the database."""
-
-    def __init__(self, size: int) -> None:
-        self._events: deque[tuple[int, int | None, bytes]] = deque(maxlen=size)
-
-    def append(self, seq: int, comment_id: int | None, payload: bytes) -> None:
-        self._events.append((seq, comment_id, payload))
-
-    def covers(self, seq: int) -> bool:
-        """Whether every event from ``seq`` to the newest is here."""
-        return bool(self._events) and self._events[0][0] <= seq
-
-    def after(self, seq: int) -> list[bytes]:
-        return [payload for s, _, payload in self._events if s > seq]
-
-    def refresh(self, comment_id: int, current: bytes) -> None:
-        """Make earlier events of a comment show its current state (redacted once removed)."""
-        for index, (seq, cid, payload) in enumerate(self._events):
-            if cid == comment_id:
-                self._events[index] = (seq, cid, replace_comment(payload, current))
 
 
 class TopicChannel:

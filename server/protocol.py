@@ -11,13 +11,11 @@ is encoded to JSON once, where it is committed, and never again on its way to an
 from __future__ import annotations
 
 import struct
-import unicodedata
 from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
 
-MAX_BODY = 5000
 PUBLIC_STATES = frozenset({"published"})
 EVENT_KINDS = (
     "comment.created",
@@ -298,43 +296,6 @@ def decode_client_message(data: str | bytes) -> ClientMessage:
         return _client_decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise ProtocolError(str(exc)) from None
-
-
-# --- Text ----------------------------------------------------------------------------------------
-
-_DROPPED_CONTROLS = {c: None for c in range(0x20) if c not in (0x09, 0x0A)} | {0x7F: None}
-
-
-class TextError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def clean_body(body: str) -> str:
-    """A comment body as stored: line endings made ``\\n``, control characters other than tab
-    and newline dropped, surrounding blank space trimmed. Raises :class:`TextError` when it is
-    empty, too long (in characters) or not encodable as UTF-8 (lone surrogates)."""
-    text = body.replace("\r\n", "\n").replace("\r", "\n").translate(_DROPPED_CONTROLS).strip()
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise TextError("body_invalid", "the comment is not valid Unicode text") from None
-    if not text:
-        raise TextError("body_empty", "the comment is empty")
-    if len(text) > MAX_BODY:
-        raise TextError(
-            "body_too_long", f"the comment has {len(text)} characters; at most {MAX_BODY}"
-        )
-    return text
-
-
-def clean_label(value: object, limit: int = 100) -> str:
-    """A display part (name, city, ...): a string, NFC, single-spaced, trimmed, cut to ``limit``."""
-    if not isinstance(value, str):
-        return ""
-    text = " ".join(unicodedata.normalize("NFC", value).translate(_DROPPED_CONTROLS).split())
-    return text[:limit]
 
 
 # --- Frames --------------------------------------------------------------------------------------

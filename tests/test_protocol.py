@@ -11,15 +11,11 @@ from websockets.frames import Frame
 from websockets.streams import StreamReader
 
 from server.protocol import (
-    MAX_BODY,
     Auth,
     CommentView,
     Event,
     ProtocolError,
-    TextError,
     chunk_events,
-    clean_body,
-    clean_label,
     comment_of,
     decode_client_message,
     encode_event,
@@ -28,6 +24,7 @@ from server.protocol import (
     replace_comment,
     text_frame,
 )
+from server.text import MAX_BODY, TextError, clean_body, clean_label
 
 
 def parse_frame(data: bytes) -> Frame:
