@@ -87,7 +87,7 @@ class TopicChannel:
         self.watchers: set[Watcher] = set()
 
     def offer(self, payload: bytes) -> None:
-        self.hub.write_all(self.watchers, text_frame(payload), self)
+        self.hub.write_all(self.watchers, text_frame(payload))
 
     def remove(self, watcher: Watcher) -> None:
         self.watchers.discard(watcher)
@@ -158,7 +158,7 @@ class SessionChannel:
         self.hub.stats.deliveries += len(batch) * len(self.watchers)
         for run in chunk_events(batch, MAX_FRAME):
             frame = text_frame(events_message(self.session.slug, run))
-            self.hub.write_all(self.watchers, frame, self)
+            self.hub.write_all(self.watchers, frame)
 
     def fill(self, upto: int | None = None) -> None:
         """Read from PostgreSQL what the bus did not bring (up to the oldest pending event, or
@@ -393,7 +393,8 @@ class Hub:
 
     # --- Events out ------------------------------------------------------------------------------
 
-    def write_all(self, watchers: set[Watcher], frame: bytes, channel: Channel) -> None:
+    def write_all(self, watchers: set[Watcher], frame: bytes) -> None:
+        """Write one pre-built frame to each watcher; shed those past their bound."""
         slow: list[Watcher] = []
         for watcher in watchers:
             if not watcher.send(frame):

@@ -59,4 +59,4 @@ class Presence:
             if total != channel.watching:
                 channel.watching = total
                 frame = text_frame(watching_message(channel.session.slug, total))
-                self._hub.write_all(channel.watchers, frame, channel)
+                self._hub.write_all(channel.watchers, frame)
