@@ -68,6 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         overrides = {k: getattr(args, k, None) for k in ("host", "port", "workers", "demo")}
         settings = load_settings(**overrides)
+        # The server's processes read their settings anew from the environment: pass the
+        # command line's choices on to them there.
+        for name, value in overrides.items():
+            if value is not None:
+                os.environ[name.upper()] = (
+                    str(value).lower() if isinstance(value, bool) else str(value)
+                )
     except ConfigError as exc:
         print(f"backchannel: bad configuration: {exc}", file=sys.stderr)
         return 2

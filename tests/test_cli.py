@@ -71,6 +71,11 @@ async def test_serve_with_nothing_configured_starts_embedded_postgres_and_the_de
             session = await wait_for_session(f"http://127.0.0.1:{port}/v1/sessions/{slug}", process)
             assert session["total"] == len(board()["comments"])
             assert session["head"] == len(board()["comments"]), f"start {attempt + 1}"
+            async with httpx.AsyncClient() as http:  # the demo's sign-in form works
+                signed = await http.post(
+                    f"http://127.0.0.1:{port}/v1/dev/token", json={"sub": "demo", "name": "Maya"}
+                )
+            assert signed.status_code == 200 and signed.json()["token"].count(".") == 2
         finally:
             process.terminate()
             process.wait(30)
