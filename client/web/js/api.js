@@ -1,0 +1,177 @@
+// The HTTP API (docs/protocol.md, section 4): JSON in and out, the token from a provider,
+// errors as ApiError {status, code, message}. A post is retried with the same client_key
+// while the network (or the server) is away, so a comment is stored once and never lost.
+
+export class ApiError extends Error {
+  constructor(status, code, message, retryAfter = 0) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+
+  /** Worth retrying unchanged: no answer at all, or the server says "later". */
+  get transient() {
+    return this.status === 0 || this.status === 502 || this.status === 503 || this.status === 504;
+  }
+}
+
+const TIMEOUT_MS = 20000;
+
+/** Dispatched on window (by a screen whose feed came back) to retry waiting requests now. */
+export const WAKE = "backchannel:wake";
+
+export function wakeRetries() {
+  window.dispatchEvent(new Event(WAKE));
+}
+
+export function sleep(ms, signal) {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      window.removeEventListener("online", done);
+      window.removeEventListener(WAKE, done);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    window.addEventListener("online", done); // back online: try at once
+    window.addEventListener(WAKE, done); // the feed is live again: so is the server
+    signal?.addEventListener("abort", done);
+  });
+}
+
+/**
+ * api = createApi({tokens}) where tokens (token.js) has `current` and `refresh(reason)`.
+ * A request refused with 401 token_expired gets a fresh token once and is sent again.
+ */
+export function createApi({ base = "", tokens = null } = {}) {
+  async function request(method, path, { body, query, retryAuth = true, timeout = TIMEOUT_MS } = {}) {
+    const url = new URL(base + path, window.location.href);
+    for (const [key, value] of Object.entries(query || {})) {
+      if (value !== null && value !== undefined && value !== "") url.searchParams.set(key, value);
+    }
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const token = tokens?.current || null;
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeout);
+    let response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: "no-store",
+        credentials: "omit",
+        signal: controller.signal,
+      });
+    } catch {
+      throw new ApiError(0, "network", "the server cannot be reached right now");
+    } finally {
+      clearTimeout(timer);
+    }
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+    if (response.ok) return data;
+    const error = (data && data.error) || {};
+    const failure = new ApiError(
+      response.status,
+      error.code || `http_${response.status}`,
+      error.message || response.statusText || `HTTP ${response.status}`,
+      Number(response.headers.get("Retry-After")) || 0,
+    );
+    if (failure.code === "token_expired" && retryAuth && tokens && tokens.canRefresh) {
+      const fresh = await tokens.refresh("expired");
+      if (fresh && fresh !== token) {
+        return request(method, path, { body, query, retryAuth: false, timeout });
+      }
+    }
+    throw failure;
+  }
+
+  /** Retry a request while it fails for want of a connection; `onWait(error, ms)` reports. */
+  async function persist(send, { onWait, signal, maxDelay = 5000 } = {}) {
+    let delay = 500;
+    for (;;) {
+      try {
+        return await send();
+      } catch (error) {
+        if (!(error instanceof ApiError) || !error.transient || signal?.aborted) throw error;
+        const wait = Math.max(error.retryAfter * 1000, delay);
+        onWait?.(error, wait);
+        await sleep(wait, signal);
+        if (signal?.aborted) throw error;
+        delay = Math.min(delay * 2, maxDelay);
+      }
+    }
+  }
+
+  const slugPath = (slug) => `/v1/sessions/${encodeURIComponent(slug)}`;
+  const commentPath = (id) => `/v1/comments/${encodeURIComponent(id)}`;
+
+  return {
+    request,
+    persist,
+    session: (slug) => request("GET", slugPath(slug)),
+    page: (slug, { before, after } = {}) =>
+      request("GET", `${slugPath(slug)}/comments`, { query: { before, after } }),
+    replies: (rootId, after) => request("GET", `${commentPath(rootId)}/replies`, { query: { after } }),
+    locate: (id) => request("GET", commentPath(id)),
+    /** Post a comment (payload: body, parent_id, client_key, question); retried while offline. */
+    post: (slug, payload, options = {}) =>
+      persist(() => request("POST", `${slugPath(slug)}/comments`, { body: payload }), options),
+    mark: (id, mark, on) => request("POST", `${commentPath(id)}/marks`, { body: { mark, on } }),
+    helpful: (id) => request("POST", `${commentPath(id)}/helpful`),
+    remove: (id) => request("POST", `${commentPath(id)}/remove`),
+    restore: (id) => request("POST", `${commentPath(id)}/restore`),
+    open: (slug) => request("POST", `${slugPath(slug)}/open`),
+    close: (slug) => request("POST", `${slugPath(slug)}/close`),
+  };
+}
+
+/** Words for an error, naming the problem (the server's message is English for people). */
+export function describeError(error, action = "That") {
+  if (!(error instanceof ApiError)) return `${action} failed: ${error?.message || error}`;
+  switch (error.code) {
+    case "network":
+      return "No connection to the comment server.";
+    case "session_closed":
+      return "Comments are closed: your comment was not posted. Your text is kept here.";
+    case "body_empty":
+      return "Write something before posting.";
+    case "body_too_long":
+      return `Your comment is too long: ${error.message}.`;
+    case "body_invalid":
+      return "Your comment contains characters that cannot be stored.";
+    case "parent_not_published":
+      return "The comment you are replying to has been removed.";
+    case "not_published":
+      return "That comment has been removed.";
+    case "token_missing":
+      return "Sign in to do that.";
+    case "token_expired":
+      return "Your sign-in has expired: sign in again.";
+    case "role_required":
+      return `Your sign-in does not allow this (${error.message}).`;
+    case "wrong_event":
+      return `Your sign-in is for another event (${error.message}).`;
+    case "unknown_session":
+      return "This session does not exist.";
+    case "unknown_comment":
+      return "That comment does not exist.";
+    case "request_too_large":
+      return "That is too much text to send at once.";
+    case "database_unavailable":
+      return "The comment server is busy; trying again.";
+    default:
+      if (error.code.startsWith("token_")) return `Your sign-in is not valid: ${error.message}.`;
+      return `${action} failed: ${error.message}.`;
+  }
+}

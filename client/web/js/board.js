@@ -1,0 +1,1103 @@
+// The attendee board (board.html): a page of the session's comments, newest first, kept live.
+//
+// Rules that shape this file:
+// - New top-level comments never push the page down under a reader: they wait behind the
+//   "N new comments" bar, unless the reader has not scrolled (nothing they read moves then)
+//   or the comment is the reader's own. Replies and restored comments appear in place, and
+//   keepPosition() holds what the reader looks at where it was.
+// - Everything is state set from events (state.js); the DOM is synced per comment id.
+// - A post is never lost: its text and client key live in localStorage until the server
+//   answered 200/201; a post in flight is retried with the same key.
+
+import { ApiError, createApi, describeError, wakeRetries } from "./api.js";
+import { Announcer, byTestId, fill, h, keepPosition, paragraphs, setText, show, store as local, uuid } from "./dom.js";
+import { answeredText, authorName, authorNodes, count, formatDateTime, timeElement } from "./format.js";
+import { Live } from "./live.js";
+import { CommentStore, WindowWatch, isPublic, isShown } from "./state.js";
+import { Tokens } from "./token.js";
+import { fatal, pageParams, showStatus, showTotal, showWatching, signInForm, tokenNeeded, whoami } from "./ui.js";
+
+const params = pageParams();
+const slug = params.session;
+const embed = params.embed;
+if (embed) document.documentElement.classList.add("embedded");
+
+const tokens = new Tokens({ embed });
+const api = createApi({ tokens });
+
+const ui = {
+  title: byTestId("session-title"),
+  speakers: byTestId("speakers"),
+  prompt: byTestId("prompt"),
+  status: byTestId("status"),
+  watching: byTestId("watching"),
+  total: byTestId("total"),
+  account: document.getElementById("account"),
+  form: byTestId("comment-form"),
+  closed: byTestId("closed"),
+  error: byTestId("error"),
+  errorHome: byTestId("error").parentElement,
+  errorNext: byTestId("error").nextSibling,
+  newBar: byTestId("new-bar"),
+  notice: byTestId("notice"),
+  list: document.getElementById("comment-list"),
+  older: byTestId("older"),
+  newer: byTestId("newer"),
+  announcer: new Announcer(byTestId("announcer")),
+};
+ui.textarea = ui.form.elements.body;
+ui.question = ui.form.elements.question;
+ui.post = ui.form.querySelector('[data-testid="post"]');
+ui.formStatus = ui.form.querySelector(".form-status");
+
+// --- State ---------------------------------------------------------------------------------------
+
+let board = new CommentStore();
+let nodes = new Map(); // comment id -> {article, main, slot, replies, more}
+let tops = new Set(); // top-level ids this page holds (shown when isShown)
+let queue = []; // new top-level ids waiting behind the bar, newest first
+let newElsewhere = 0; // new top-level comments while an older page is open
+let repliesNext = new Map(); // root id -> cursor for more replies
+let page = { older: null, newer: null, low: 1, high: Infinity };
+let atNewest = true;
+let maxNumber = 0;
+let session = null;
+let accepting = null;
+let myAuthorId = null;
+const own = new Set(); // ids of comments this person posted here
+let openReply = null; // {id, form}
+let targetId = null;
+let loading = null;
+let live = null;
+let marked = new Set();
+let lastHead = 0; // the head of the last page loaded (where a feed starts)
+let tokensSettled = false;
+
+const windowWatch = new WindowWatch((isAccepting, changed) => setAccepting(isAccepting, changed));
+
+// --- Drafts (localStorage): {body, question, key, pending} -----------------------------------------
+
+const draftKey = (parentId = null) => `backchannel.draft.${slug}${parentId ? `.${parentId}` : ""}`;
+const loadDraft = (parentId) => local.get(draftKey(parentId));
+function saveDraft(parentId, draft) {
+  if (!draft.body && !draft.key) local.remove(draftKey(parentId));
+  else local.set(draftKey(parentId), draft);
+}
+const clearDraft = (parentId) => local.remove(draftKey(parentId));
+
+// --- Helpful marks this person made (the server counts each once; this shows it) -----------------
+
+function helpfulKey() {
+  const sub = tokens.claims?.sub;
+  return sub ? `backchannel.helpful.${sub}` : null;
+}
+
+function loadMarked() {
+  const key = helpfulKey();
+  const ids = key ? local.get(key) : null;
+  marked = new Set(Array.isArray(ids) ? ids : []);
+}
+
+function saveMarked() {
+  const key = helpfulKey();
+  if (key) local.set(key, [...marked].slice(-2000));
+}
+
+// --- Errors and notices --------------------------------------------------------------------------
+
+/** Show the one error element, inside the form the problem belongs to. */
+function showError(text, form = null) {
+  const where = form && form !== ui.form ? form : null;
+  if (where) where.append(ui.error);
+  else if (ui.error.parentElement !== ui.errorHome) ui.errorHome.insertBefore(ui.error, ui.errorNext);
+  setText(ui.error, text);
+  show(ui.error, true);
+}
+
+function hideError() {
+  show(ui.error, false);
+  setText(ui.error, "");
+}
+
+function showNotice(text) {
+  setText(ui.notice, text || "");
+  show(ui.notice, Boolean(text));
+}
+
+// --- The session ---------------------------------------------------------------------------------
+
+function renderSession() {
+  if (!session) return;
+  setText(ui.title, session.title);
+  document.title = `${session.title} · Comments`;
+  const speakers = (session.speakers || []).filter(Boolean);
+  const list = speakers.length > 1 ? new Intl.ListFormat("en", { type: "conjunction" }).format(speakers) : speakers[0] || "";
+  setText(ui.speakers, list ? `with ${list}` : "");
+  show(ui.speakers, Boolean(list));
+  setText(ui.prompt, session.prompt || "What do you think?");
+  windowWatch.update(session);
+}
+
+function setAccepting(isAccepting, changed) {
+  const first = accepting === null;
+  accepting = isAccepting;
+  if (embed) renderCompose();
+  else keepPosition(".c-main", renderCompose);
+  if (openReply) renderReplyState(openReply);
+  if (changed && !first) ui.announcer.say(isAccepting ? "Comments are open again." : "Comments are closed.");
+}
+
+/** Which of sign-in, form and "closed" show. */
+function renderCompose() {
+  const signedIn = Boolean(tokens.current);
+  const open = accepting === true;
+  show(ui.closed, accepting === false);
+  const soon = session && session.state === "open" && windowBefore();
+  setText(ui.closed, soon ? `Comments are closed. They open at ${formatDateTime(session.opens_at)}.` : "Comments are closed");
+  show(ui.form, signedIn && open);
+  renderAccount();
+}
+
+function windowBefore() {
+  if (!session || !session.opens_at) return false;
+  return Date.parse(session.opens_at) > Date.now() + windowWatch.skew;
+}
+
+let accountFor;
+function renderAccount() {
+  const key = `${tokens.current || ""}|${embed}`;
+  if (accountFor === key || !tokensSettled) return;
+  accountFor = key;
+  if (tokens.current) {
+    fill(ui.account, whoami(tokens, { signOut: !embed, onSignOut: onTokenChange }));
+    return;
+  }
+  if (embed) {
+    fill(ui.account, tokenNeeded("Sign in on the event's site to comment."));
+    return;
+  }
+  fill(
+    ui.account,
+    signInForm({
+      tokens,
+      role: "attendee",
+      heading: "Sign in to comment (demo)",
+      onSignedIn: () => {
+        ui.textarea.focus();
+      },
+    }),
+  );
+}
+
+function onTokenChange() {
+  loadMarked();
+  renderCompose();
+  for (const id of nodes.keys()) refreshHelpful(id);
+}
+
+// --- Rendering comments --------------------------------------------------------------------------
+
+function permalinkHref(id) {
+  const url = new URL("board.html", window.location.href);
+  url.search = new URLSearchParams({ session: slug, comment: String(id) }).toString();
+  return `${url.pathname}${url.search}`;
+}
+
+function badge(testid, text, extra = null) {
+  return h("span", { class: ["badge", `badge-${testid}`, extra], testid, text });
+}
+
+function helpfulButton(c) {
+  const button = h(
+    "button",
+    { type: "button", class: "action helpful", testid: "helpful", onclick: () => markHelpful(c.id) },
+    h("span", { class: "helpful-label" }),
+    " ",
+    h("span", { class: "count" }),
+  );
+  updateHelpful(button, c);
+  return button;
+}
+
+function updateHelpful(button, c) {
+  const pressed = marked.has(c.id);
+  button.setAttribute("aria-pressed", pressed ? "true" : "false");
+  button.title = pressed ? "You marked this helpful" : "Mark this comment helpful";
+  setText(button.querySelector(".helpful-label"), pressed ? "Helpful ✓" : "Helpful");
+  setText(button.querySelector(".count"), String(c.helpful_count || 0));
+}
+
+function headPart(c) {
+  return h(
+    "div",
+    { class: "c-head" },
+    c.parent_id === null && c.number ? h("span", { class: "number", testid: "number", text: `${c.number}.` }) : null,
+    h("span", { class: "author", testid: "author", id: `author-${c.id}` }, authorNodes(c.author)),
+    h("span", { class: "c-time" }, timeElement(c.created_at), c.edited_at ? h("span", { class: "edited", text: " (edited)" }) : null),
+  );
+}
+
+function badgesPart(c) {
+  return h(
+    "div",
+    { class: "badges", hidden: !(c.question || c.highlighted_at || c.answered_at) },
+    c.question ? badge("question", "Question for the presenter") : null,
+    c.highlighted_at ? badge("highlighted", "Highlighted by the presenter") : null,
+    c.answered_at ? badge("answered", answeredText(c.answered_at)) : null,
+  );
+}
+
+function bodyPart(c) {
+  return h("div", { class: "body", testid: "body" }, paragraphs(c.body));
+}
+
+function actionsPart(c) {
+  return h(
+    "div",
+    { class: "actions" },
+    h("button", {
+      type: "button",
+      class: "action reply-link",
+      testid: "reply-link",
+      "aria-expanded": openReply && openReply.id === c.id ? "true" : "false",
+      "aria-describedby": `author-${c.id}`,
+      text: "Reply",
+      onclick: () => toggleReply(c.id),
+    }),
+    helpfulButton(c),
+    h("a", {
+      class: "action permalink",
+      testid: "permalink",
+      href: permalinkHref(c.id),
+      target: embed ? "_blank" : null,
+      rel: embed ? "noopener" : null,
+      "aria-label": c.number ? `Link to comment ${c.number}` : "Link to this reply",
+      text: "Link",
+      onclick: (event) => followPermalink(event, c.id),
+    }),
+    h("span", { class: "reply-count" }),
+  );
+}
+
+const PARTS = {
+  head: [headPart, (c) => JSON.stringify([c.number, c.author, c.created_at, c.edited_at])],
+  badges: [badgesPart, (c) => JSON.stringify([c.question, c.highlighted_at, c.answered_at])],
+  body: [bodyPart, (c) => c.body],
+};
+
+/**
+ * Show a comment's own content (not its replies). Only the parts whose data changed are
+ * rebuilt, so an update (a count, a mark) never replaces the text someone is reading.
+ */
+function fillMain(node, c) {
+  const { article, main } = node;
+  article.dataset.status = c.status;
+  for (const [attr, on] of [
+    ["highlighted", c.highlighted_at],
+    ["answered", c.answered_at],
+    ["question", c.question],
+  ]) {
+    if (on) article.dataset[attr] = "true";
+    else delete article.dataset[attr];
+  }
+  const visibleNow = isPublic(c);
+  if (node.public !== visibleNow) {
+    node.public = visibleNow;
+    node.parts = {};
+    node.keys = {};
+    if (!visibleNow) {
+      const number = c.parent_id === null && c.number ? h("span", { class: "number", testid: "number", text: `${c.number}.` }) : null;
+      fill(main, h("div", { class: "c-head" }, number, h("p", { class: "placeholder", testid: "placeholder", text: "Removed by a moderator" })));
+      return;
+    }
+    const focused = main.contains(document.activeElement) ? document.activeElement.dataset.testid : null;
+    for (const [name, [build, key]] of Object.entries(PARTS)) {
+      node.parts[name] = build(c);
+      node.keys[name] = key(c);
+    }
+    node.parts.actions = actionsPart(c);
+    fill(main, node.parts.head, node.parts.badges, node.parts.body, node.parts.actions);
+    if (focused) main.querySelector(`[data-testid="${focused}"]`)?.focus();
+  } else if (visibleNow) {
+    for (const [name, [build, key]] of Object.entries(PARTS)) {
+      const value = key(c);
+      if (node.keys[name] === value) continue;
+      const fresh = build(c);
+      node.parts[name].replaceWith(fresh);
+      node.parts[name] = fresh;
+      node.keys[name] = value;
+    }
+    updateHelpful(node.parts.actions.querySelector('[data-testid="helpful"]'), c);
+  }
+  if (visibleNow) {
+    const replyCount = node.parts.actions.querySelector(".reply-count");
+    setText(replyCount, c.reply_count > 0 ? count(c.reply_count, "reply", "replies") : "");
+    show(replyCount, c.reply_count > 0);
+  }
+}
+
+function buildNode(c) {
+  const article = h("article", {
+    class: ["comment", c.parent_id === null ? "top" : "reply"],
+    testid: "comment",
+    data: { id: c.id },
+    tabindex: "-1",
+    "aria-labelledby": `author-${c.id}`,
+  });
+  const main = h("div", { class: "c-main" });
+  const slot = h("div", { class: "reply-slot" });
+  const replies = h("div", { class: "replies", testid: "replies" });
+  article.append(main, slot, replies);
+  const node = { id: c.id, article, main, slot, replies, more: null };
+  nodes.set(c.id, node);
+  fillMain(node, c);
+  if (!isPublic(c)) article.removeAttribute("aria-labelledby");
+  for (const childId of board.childrenOf(c.id)) {
+    const child = board.get(childId);
+    if (isShown(child)) replies.append(buildNode(child).article);
+  }
+  if (c.parent_id === null) renderMore(node);
+  if (targetId === c.id) markTarget(article);
+  return node;
+}
+
+/** "Show more replies" under a thread whose replies are not all loaded. */
+function renderMore(node) {
+  const cursor = repliesNext.get(node.id);
+  if (!cursor) {
+    node.more?.remove();
+    node.more = null;
+    return;
+  }
+  if (node.more) return;
+  node.more = h("button", {
+    type: "button",
+    class: "action more-replies",
+    text: "Show more replies",
+    onclick: () => loadMoreReplies(node.id),
+  });
+  node.article.append(node.more);
+}
+
+function containerFor(c) {
+  if (c.parent_id === null) return tops.has(c.id) ? ui.list : null;
+  return nodes.get(c.parent_id)?.replies || null;
+}
+
+function insertInto(container, article, c) {
+  let before = null;
+  for (const sibling of container.children) {
+    const other = board.get(sibling.dataset.id);
+    if (!other) continue;
+    const after = c.parent_id === null ? other.number < c.number : other.id > c.id;
+    if (after) {
+      before = sibling;
+      break;
+    }
+  }
+  container.insertBefore(article, before);
+}
+
+function removeNode(node) {
+  for (const inner of node.article.querySelectorAll('[data-testid="comment"]')) nodes.delete(Number(inner.dataset.id));
+  nodes.delete(node.id);
+  if (openReply && !nodes.has(openReply.id)) openReply = null;
+  if (node.article.contains(ui.error)) hideError();
+  node.article.remove();
+}
+
+/** Make the DOM of one comment match the state (insert, update, remove). */
+function sync(id) {
+  const c = board.get(id);
+  if (!c) return;
+  const node = nodes.get(c.id);
+  const container = containerFor(c);
+  if (!container || !isShown(c)) {
+    if (node) removeNode(node);
+    return;
+  }
+  if (!node) {
+    insertInto(container, buildNode(c).article, c);
+    return;
+  }
+  const wasPublic = node.article.dataset.status === "published";
+  fillMain(node, c);
+  if (!isPublic(c)) {
+    node.article.removeAttribute("aria-labelledby");
+    if (openReply && openReply.id === c.id) closeReply();
+  } else if (!wasPublic) {
+    node.article.setAttribute("aria-labelledby", `author-${c.id}`);
+  }
+}
+
+function refreshHelpful(id) {
+  const node = nodes.get(id);
+  const c = board.get(id);
+  if (!node || !c || !isPublic(c) || !node.parts?.actions) return;
+  updateHelpful(node.parts.actions.querySelector('[data-testid="helpful"]'), c);
+}
+
+function renderCounts() {
+  showTotal(ui.total, board.total);
+}
+
+function renderBar() {
+  const waiting = queue.filter((id) => isShown(board.get(id))).length + newElsewhere;
+  show(ui.newBar, waiting > 0);
+  if (waiting > 0) setText(ui.newBar, `↑ ${count(waiting, "new comment")}`);
+}
+
+// --- The list and its pages ----------------------------------------------------------------------
+
+function renderPage() {
+  ui.list.replaceChildren();
+  nodes = new Map();
+  openReply = null;
+  const ordered = [...tops].map((id) => board.get(id)).filter(Boolean).sort((a, b) => b.number - a.number);
+  const fragment = document.createDocumentFragment();
+  for (const c of ordered) if (isShown(c)) fragment.append(buildNode(c).article);
+  ui.list.append(fragment);
+  if (!ordered.length) {
+    ui.list.append(h("p", { class: "empty", text: atNewest && !page.older ? "No comments yet. Be the first to share what this session sparked for you." : "No comments on this page." }));
+  }
+  renderCounts();
+  renderBar();
+  renderPaging();
+}
+
+function pageUrl({ before = null, after = null, comment = null } = {}) {
+  const query = new URLSearchParams({ session: slug });
+  if (embed) query.set("embed", "1");
+  if (before) query.set("before", before);
+  if (after) query.set("after", after);
+  if (comment) query.set("comment", comment);
+  return `${window.location.pathname}?${query}`;
+}
+
+function renderPaging() {
+  ui.older.hidden = !page.older;
+  ui.newer.hidden = !page.newer;
+  if (page.older) ui.older.href = pageUrl({ before: page.older });
+  if (page.newer) ui.newer.href = pageUrl({ after: page.newer });
+}
+
+/** Load a page of threads (first page when no cursor) and show it. */
+async function loadPage({ before = null, after = null } = {}) {
+  const data = await api.page(slug, { before, after });
+  board = new CommentStore();
+  board.session = session;
+  board.loadPage(data);
+  tops = new Set(data.threads.map((t) => t.comment.id));
+  queue = [];
+  newElsewhere = 0;
+  repliesNext = new Map(data.threads.filter((t) => t.replies_next).map((t) => [t.comment.id, t.replies_next]));
+  const numbers = data.threads.map((t) => t.comment.number);
+  atNewest = data.newer === null;
+  maxNumber = numbers.length ? Math.max(...numbers) : 0;
+  page = {
+    older: data.older,
+    newer: data.newer,
+    low: data.older && numbers.length ? Math.min(...numbers) : 1,
+    high: data.newer && numbers.length ? Math.max(...numbers) : Infinity,
+  };
+  lastHead = data.head;
+  renderPage();
+  return data;
+}
+
+async function goToPage(cursor, { push = true, focus = true } = {}) {
+  try {
+    hideError();
+    targetId = null;
+    await loadPage(cursor);
+    if (push) window.history.pushState({ cursor }, "", pageUrl(cursor));
+    showNotice("");
+    if (focus) {
+      ui.total.focus({ preventScroll: true });
+      ui.total.scrollIntoView({ block: "start" });
+    }
+  } catch (error) {
+    showNotice(`Could not load that page: ${describeError(error, "Loading")}`);
+  }
+}
+
+async function loadMoreReplies(rootId) {
+  const cursor = repliesNext.get(rootId);
+  if (!cursor) return;
+  const data = await api.replies(rootId, cursor);
+  keepPosition(".c-main", () => {
+    for (const reply of data.replies) {
+      if (!board.has(reply.id)) board.upsert(reply);
+    }
+    if (data.next) repliesNext.set(rootId, data.next);
+    else repliesNext.delete(rootId);
+    for (const reply of data.replies) sync(reply.id);
+    const node = nodes.get(rootId);
+    if (node) renderMore(node);
+  });
+}
+
+// --- Permalinks ----------------------------------------------------------------------------------
+
+function markTarget(article) {
+  for (const other of document.querySelectorAll("[data-target]")) {
+    other.removeAttribute("data-target");
+    other.classList.remove("is-target");
+  }
+  article.dataset.target = "true";
+  article.classList.add("is-target");
+}
+
+function revealTarget(id) {
+  const node = nodes.get(id);
+  if (!node) return false;
+  targetId = id;
+  markTarget(node.article);
+  node.article.scrollIntoView({ block: "center" });
+  node.article.focus({ preventScroll: true });
+  return true;
+}
+
+/** Open the board at a comment, on whichever page shows it. */
+async function openAt(commentId) {
+  const id = Number(commentId);
+  let location;
+  try {
+    location = await api.locate(id);
+  } catch (error) {
+    await loadPage({});
+    showNotice(error instanceof ApiError && error.status === 404 ? "That comment does not exist." : `Could not find that comment: ${describeError(error, "Finding it")}`);
+    return;
+  }
+  if (location.comment.session !== slug) {
+    await loadPage({});
+    showNotice("That comment belongs to another session.");
+    return;
+  }
+  targetId = id;
+  await loadPage({ before: location.before });
+  while (!nodes.has(id) && repliesNext.has(location.root_id)) {
+    await loadMoreReplies(location.root_id);
+  }
+  if (!revealTarget(id)) {
+    targetId = null;
+    showNotice("That comment has been removed by a moderator.");
+  }
+}
+
+function followPermalink(event, id) {
+  if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  if (!nodes.has(id)) return; // let the browser open it
+  event.preventDefault();
+  if (!embed) window.history.pushState({ comment: id }, "", pageUrl({ comment: id }));
+  revealTarget(id);
+}
+
+// --- Live ----------------------------------------------------------------------------------------
+
+/**
+ * Whether new top-level comments can show at once: the reader has not scrolled into the list
+ * (its heading is still in view, or below it), so they appear where the reading starts.
+ * Someone reading further down gets the bar instead, and nothing moves under them.
+ */
+function readerAtTop() {
+  if (embed) return embedView.atTop();
+  if (window.scrollY <= 0) return true;
+  return ui.total.getBoundingClientRect().top >= 0;
+}
+
+function hold(c) {
+  if (c.parent_id === null) {
+    if (atNewest && c.number > maxNumber) return true;
+    return c.number >= page.low && c.number <= page.high;
+  }
+  return tops.has(c.root_id) || queue.includes(c.root_id);
+}
+
+function placeTop(c, change) {
+  if (queue.includes(c.id)) {
+    if (!isShown(c)) queue = queue.filter((id) => id !== c.id);
+    return;
+  }
+  if (atNewest && c.number > maxNumber) {
+    if (!isShown(c)) return;
+    maxNumber = c.number;
+    const mine = own.has(c.id) || (myAuthorId !== null && c.author && c.author.id === myAuthorId);
+    if (mine || readerAtTop()) {
+      flushQueue();
+      tops.add(c.id);
+      sync(c.id);
+      if (!mine && change.event.kind === "comment.created") ui.announcer.say(`New comment from ${authorName(c.author)}.`);
+    } else {
+      queue.unshift(c.id);
+      const waiting = queue.filter((id) => isShown(board.get(id))).length;
+      ui.announcer.say(`${count(waiting, "new comment")}: use the button at the top to show them.`);
+    }
+    return;
+  }
+  tops.add(c.id);
+  sync(c.id);
+}
+
+function applyEvent(event) {
+  const change = board.apply(event, hold);
+  if (change.session) {
+    session = event.session;
+    renderSession();
+  }
+  // Ancestors first (top-down), so a reply has its parent to sit under.
+  for (const id of [...change.counts].reverse()) sync(id);
+  const c = change.comment;
+  if (c) {
+    if (c.parent_id === null && !tops.has(c.id)) placeTop(c, change);
+    else {
+      const shownBefore = nodes.has(c.id);
+      sync(c.id);
+      if (!shownBefore && nodes.has(c.id) && change.isNew && c.parent_id !== null && !own.has(c.id)) {
+        ui.announcer.say(`New reply from ${authorName(c.author)}.`);
+      }
+    }
+  } else if (
+    event.comment &&
+    event.kind === "comment.created" &&
+    event.comment.parent_id === null &&
+    isPublic(event.comment) &&
+    !atNewest &&
+    !board.has(event.comment.id)
+  ) {
+    newElsewhere += 1;
+  }
+  for (const id of change.helpful) refreshHelpful(id);
+}
+
+function onEvents(events) {
+  const run = () => {
+    for (const event of events) applyEvent(event);
+  };
+  if (embed) run();
+  else keepPosition(".c-main, .comments > .total", run);
+  renderCounts();
+  renderBar();
+}
+
+/** Show what waited behind the bar; returns the ids shown, newest first. */
+function flushQueue() {
+  const shown = queue.filter((id) => isShown(board.get(id)));
+  queue = [];
+  for (const id of shown) tops.add(id);
+  for (const id of shown) sync(id);
+  renderBar();
+  return shown.sort((a, b) => board.get(b).number - board.get(a).number);
+}
+
+function showQueued() {
+  if (!atNewest || newElsewhere > 0) {
+    goToPage({});
+    return;
+  }
+  const shown = flushQueue();
+  const first = shown.length ? nodes.get(shown[0]) : null;
+  ui.total.scrollIntoView({ block: "start" });
+  (first?.article || ui.total).focus({ preventScroll: true });
+  ui.announcer.say(shown.length ? `Showing ${count(shown.length, "new comment")}.` : "No new comments.");
+}
+
+// --- Posting -------------------------------------------------------------------------------------
+
+function lock(form, locked, text = "") {
+  const textarea = form.elements.body;
+  const button = form.querySelector('button[type="submit"]');
+  textarea.readOnly = locked;
+  button.disabled = locked;
+  if (form.elements.question) form.elements.question.disabled = locked;
+  const status = form.querySelector(".form-status");
+  if (status) setText(status, text);
+}
+
+/** Post from a form (the comment form, or a reply form with parentId). */
+async function submit(form, parentId = null) {
+  const textarea = form.elements.body;
+  const body = textarea.value;
+  if (!body.trim()) {
+    showError("Write something before posting.", form);
+    textarea.focus();
+    return;
+  }
+  if (!tokens.current) {
+    showError("Sign in to post: use the sign-in form above.", form);
+    ui.account.querySelector("input, button")?.focus();
+    return;
+  }
+  if (accepting === false) {
+    showError("Comments are closed: your comment was not posted. Your text is kept here.", form);
+    return;
+  }
+  hideError();
+  const question = parentId === null && Boolean(form.elements.question?.checked);
+  const saved = loadDraft(parentId);
+  const key = saved && saved.pending && saved.key && saved.body === body ? saved.key : uuid();
+  saveDraft(parentId, { body, question, key, pending: true });
+  await send(form, parentId, { body, question, key });
+}
+
+async function send(form, parentId, { body, question, key }) {
+  lock(form, true, "Posting…");
+  const payload = { body, client_key: key };
+  if (parentId !== null) payload.parent_id = parentId;
+  if (question) payload.question = true;
+  try {
+    const result = await api.post(slug, payload, {
+      onWait: () => lock(form, true, "No connection: your comment is kept and will be posted as soon as the connection is back."),
+    });
+    clearDraft(parentId);
+    if (form.isConnected) {
+      form.elements.body.value = "";
+      if (form.elements.question) form.elements.question.checked = false;
+    }
+    lock(form, false, "");
+    posted(result.comment, form);
+  } catch (error) {
+    saveDraft(parentId, { body, question, key: null, pending: false });
+    lock(form, false, "");
+    showError(describeError(error, "Posting"), form.isConnected ? form : null);
+    if (error instanceof ApiError && error.status === 401) {
+      if (!tokens.canRefresh) tokens.clear();
+      onTokenChange();
+    }
+  }
+}
+
+/** The server stored this person's comment: show it at once, where it belongs. */
+function posted(comment, form) {
+  own.add(comment.id);
+  if (comment.author && comment.author.id) myAuthorId = comment.author.id;
+  if (!board.has(comment.id)) board.upsert(comment);
+  if (comment.parent_id !== null) {
+    if (openReply && openReply.id === comment.parent_id) closeReply({ focus: false });
+    sync(comment.id);
+    const node = nodes.get(comment.id);
+    if (node) {
+      node.article.scrollIntoView({ block: "nearest" });
+      node.article.focus({ preventScroll: true });
+    }
+    ui.announcer.say("Your reply was posted.");
+    return;
+  }
+  if (!atNewest) {
+    goToPage({}).then(() => revealOwn(comment.id));
+    return;
+  }
+  // Its number is the newest: whatever waited behind the bar shows with it.
+  queue = queue.filter((id) => id !== comment.id);
+  flushQueue();
+  tops.add(comment.id);
+  maxNumber = Math.max(maxNumber, comment.number || 0);
+  sync(comment.id);
+  revealOwn(comment.id);
+  if (form === ui.form) ui.textarea.blur();
+}
+
+function revealOwn(id) {
+  const node = nodes.get(id);
+  if (!node) return;
+  node.article.classList.add("is-new");
+  node.article.scrollIntoView({ block: "nearest" });
+  node.article.focus({ preventScroll: true });
+  setTimeout(() => node.article.classList.remove("is-new"), 4000);
+  ui.announcer.say("Your comment was posted.");
+}
+
+// --- Reply forms ---------------------------------------------------------------------------------
+
+function toggleReply(id) {
+  if (openReply && openReply.id === id) closeReply();
+  else openReplyForm(id);
+}
+
+function openReplyForm(id, { focus = true } = {}) {
+  closeReply({ focus: false });
+  const node = nodes.get(id);
+  const c = board.get(id);
+  if (!node || !c) return null;
+  const fieldId = `reply-body-${id}`;
+  const draft = loadDraft(id);
+  const textarea = h("textarea", { id: fieldId, name: "body", rows: "3", value: draft?.body || "" });
+  textarea.addEventListener("input", () => {
+    const saved = loadDraft(id) || {};
+    saveDraft(id, { ...saved, body: textarea.value, pending: false, key: saved.pending ? null : saved.key || null });
+  });
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.preventDefault();
+      closeReply();
+    } else if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  const closedNote = h("p", { class: "reply-closed", hidden: true, text: "Comments are closed: replies cannot be posted now." });
+  const form = h(
+    "form",
+    { class: "reply-form", testid: "reply-form", novalidate: true },
+    h("label", { class: "field-label", for: fieldId }, "Reply to ", h("bdi", { dir: "auto", text: authorName(c.author) })),
+    textarea,
+    h(
+      "div",
+      { class: "form-row" },
+      h("button", { type: "submit", class: "button primary", testid: "post-reply", text: "Post reply" }),
+      h("button", { type: "button", class: "button", text: "Cancel", onclick: () => closeReply() }),
+    ),
+    h("p", { class: "form-status", role: "status" }),
+    closedNote,
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit(form, id);
+  });
+  node.slot.replaceChildren(form);
+  openReply = { id, form, closedNote };
+  node.main.querySelector('[data-testid="reply-link"]')?.setAttribute("aria-expanded", "true");
+  renderReplyState(openReply);
+  if (focus) {
+    textarea.focus({ preventScroll: true });
+    form.scrollIntoView({ block: "nearest" });
+  }
+  return openReply;
+}
+
+function renderReplyState(reply) {
+  const open = accepting !== false;
+  show(reply.closedNote, !open);
+  const button = reply.form.querySelector('[data-testid="post-reply"]');
+  if (!reply.form.elements.body.readOnly) button.disabled = !open;
+}
+
+function closeReply({ focus = true } = {}) {
+  if (!openReply) return;
+  const { id, form } = openReply;
+  openReply = null;
+  if (form.contains(ui.error)) hideError();
+  form.remove();
+  const link = nodes.get(id)?.main.querySelector('[data-testid="reply-link"]');
+  if (link) {
+    link.setAttribute("aria-expanded", "false");
+    if (focus) link.focus();
+  }
+}
+
+// --- Helpful -------------------------------------------------------------------------------------
+
+async function markHelpful(id) {
+  const node = nodes.get(id);
+  if (!tokens.current) {
+    showError("Sign in to mark comments helpful: use the sign-in form above.", node?.slot || null);
+    ui.account.querySelector("input, button")?.focus();
+    return;
+  }
+  if (marked.has(id)) return;
+  marked.add(id);
+  saveMarked();
+  refreshHelpful(id);
+  try {
+    const result = await api.helpful(id);
+    const c = board.get(id);
+    if (c && result.helpful_count > (c.helpful_count || 0)) board.setHelpful(id, result.helpful_count);
+    refreshHelpful(id);
+    ui.announcer.say(result.marked ? "Marked helpful." : "You had marked this helpful already.");
+  } catch (error) {
+    marked.delete(id);
+    saveMarked();
+    refreshHelpful(id);
+    showError(describeError(error, "Marking it helpful"), nodes.get(id)?.slot || null);
+  }
+}
+
+// --- The embedded board: its height and where the reader is ---------------------------------------
+
+const embedView = {
+  sentinelVisible: true,
+  visible: new Set(),
+  observer: null,
+  start() {
+    const sentinel = h("div", { class: "list-sentinel", "aria-hidden": "true" });
+    ui.list.before(sentinel);
+    this.observer = new IntersectionObserver((entries) => {
+      for (const entry of entries) {
+        if (entry.target === sentinel) this.sentinelVisible = entry.isIntersecting;
+        else if (entry.isIntersecting) this.visible.add(entry.target);
+        else this.visible.delete(entry.target);
+      }
+    });
+    this.observer.observe(sentinel);
+    new MutationObserver(() => {
+      for (const el of ui.list.children) this.observer.observe(el);
+      for (const el of [...this.visible]) if (!el.isConnected) this.visible.delete(el);
+    }).observe(ui.list, { childList: true });
+    let last = 0;
+    const report = () => {
+      const height = Math.ceil(document.body.getBoundingClientRect().height);
+      if (height !== last) {
+        last = height;
+        tokens.postToParent({ type: "backchannel:height", height });
+      }
+    };
+    new ResizeObserver(report).observe(document.body);
+    report();
+  },
+  atTop() {
+    return this.sentinelVisible || this.visible.size === 0;
+  },
+};
+
+// --- Start ---------------------------------------------------------------------------------------
+
+function wireForm() {
+  const draft = loadDraft(null);
+  if (draft) {
+    ui.textarea.value = draft.body || "";
+    ui.question.checked = Boolean(draft.question);
+  }
+  const save = () => {
+    const saved = loadDraft(null) || {};
+    const same = saved.body === ui.textarea.value;
+    saveDraft(null, {
+      body: ui.textarea.value,
+      question: ui.question.checked,
+      key: same ? saved.key || null : null,
+      pending: same ? Boolean(saved.pending) : false,
+    });
+  };
+  ui.textarea.addEventListener("input", save);
+  ui.question.addEventListener("change", save);
+  ui.textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      ui.form.requestSubmit();
+    }
+  });
+  ui.form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit(ui.form, null);
+  });
+  ui.newBar.addEventListener("click", showQueued);
+  for (const [link, which] of [
+    [ui.older, "older"],
+    [ui.newer, "newer"],
+  ]) {
+    link.addEventListener("click", (event) => {
+      if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+      event.preventDefault();
+      goToPage(which === "older" ? { before: page.older } : { after: page.newer });
+    });
+  }
+  window.addEventListener("popstate", () => {
+    const now = pageParams();
+    if (now.comment) openAt(now.comment);
+    else goToPage({ before: now.before, after: now.after }, { push: false });
+  });
+}
+
+/** Posts that were on their way when the page closed are sent again (same client key). */
+function resumePending() {
+  const draft = loadDraft(null);
+  if (draft && draft.pending && draft.key && draft.body && tokens.current) {
+    ui.textarea.value = draft.body;
+    send(ui.form, null, { body: draft.body, question: Boolean(draft.question), key: draft.key });
+  }
+  const prefix = `${draftKey(null)}.`;
+  let keys = [];
+  try {
+    keys = Object.keys(localStorage).filter((k) => k.startsWith(prefix));
+  } catch {
+    keys = [];
+  }
+  for (const key of keys) {
+    const parentId = Number(key.slice(prefix.length));
+    const reply = local.get(key);
+    if (!parentId || !reply || !reply.pending || !reply.key || !tokens.current) continue;
+    const opened = nodes.has(parentId) && !openReply ? openReplyForm(parentId, { focus: false }) : null;
+    if (opened) send(opened.form, parentId, { body: reply.body, question: false, key: reply.key });
+    else {
+      api
+        .post(slug, { body: reply.body, parent_id: parentId, client_key: reply.key })
+        .then((result) => {
+          clearDraft(parentId);
+          posted(result.comment, null);
+        })
+        .catch(() => saveDraft(parentId, { ...reply, pending: false, key: null }));
+    }
+  }
+}
+
+async function main() {
+  if (!slug) {
+    fatal("The address names no session: add ?session=<slug>.");
+    showStatus(ui.status, "stopped", "no session");
+    setText(ui.title, "Comments");
+    for (const section of document.querySelectorAll(".compose, .comments")) section.hidden = true;
+    return;
+  }
+  if (embed) embedView.start();
+  wireForm();
+  tokens.onChange(onTokenChange);
+  const tokenReady = tokens.init({ wait: 3000 });
+
+  // Everything above the list (session, sign-in, form) is laid out before the list shows, so
+  // a permalink's target stays where it was scrolled to.
+  try {
+    const sessionRequest = api.session(slug);
+    await tokenReady;
+    tokensSettled = true;
+    loadMarked();
+    session = await sessionRequest;
+    board.session = session;
+    windowWatch.setSkew(session.server_time);
+    renderSession();
+    renderCompose();
+    if (params.comment) await openAt(params.comment);
+    else await loadPage({ before: params.before, after: params.after });
+    if (session.head < lastHead) {
+      session = await api.session(slug);
+      keepPosition(".c-main", renderSession);
+    }
+  } catch (error) {
+    fatal(error instanceof ApiError && error.code === "unknown_session" ? `There is no session "${slug}".` : describeError(error, "Loading the board"));
+    showStatus(ui.status, "stopped", error.code === "unknown_session" ? "unknown session" : "could not load");
+    setText(ui.title, "Comments");
+    for (const section of document.querySelectorAll(".compose, .comments")) section.hidden = true;
+    return;
+  }
+
+  // The page's head is where the feed starts (openAt loaded a page of its own).
+  live = new Live({
+    slug,
+    since: lastHead,
+    tokens,
+    onEvents,
+    onState: (state, detail) => {
+      showStatus(ui.status, state, detail);
+      if (state === "live") wakeRetries();
+    },
+    onWatching: (n) => showWatching(ui.watching, n),
+    onAuth: (message) => {
+      if (message.author_id !== null && message.author_id !== undefined) myAuthorId = message.author_id;
+    },
+    onNotice: (notice) => {
+      if (notice.session !== slug) return;
+      ui.announcer.say(notice.kind === "comment.removed" ? "A moderator removed one of your comments." : "A moderator restored one of your comments.");
+    },
+    onReload: async () => {
+      const data = await loadPage(currentCursor());
+      live.resume(data.head);
+    },
+  });
+  live.start();
+  resumePending();
+}
+
+function currentCursor() {
+  const now = pageParams();
+  return { before: now.before, after: now.after };
+}
+
+main();

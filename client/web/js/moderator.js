@@ -1,0 +1,291 @@
+// The moderator console (moderator.html): every comment and reply as it arrives, newest first,
+// with author and time; one click or key removes or restores. Shows who removed what and when:
+// the remove/restore answers say removed_by/removed_at, and a `changed: false` answer means
+// another moderator got there first (shown as removed by them, not as an error). Opens and
+// closes the session. Keys: j/k move, x or Delete remove, u restore.
+
+import { h, fill, keepPosition, paragraphs, reconcile, setText, show } from "./dom.js";
+import { authorNodes, formatDateTime, moderatorName, removedText, timeElement } from "./format.js";
+import { acceptance, isPublic } from "./state.js";
+import { badges, parentKey, replyContext, staffScreen } from "./staff.js";
+
+const stream = document.getElementById("stream");
+const empty = document.querySelector(".m-empty");
+const olderButton = document.getElementById("load-older");
+const stateEl = document.querySelector('[data-testid="session-state"]');
+const windowEl = document.querySelector(".m-window");
+const openButton = document.querySelector('[data-testid="open-session"]');
+const closeButton = document.querySelector('[data-testid="close-session"]');
+
+const nodes = new Map(); // id -> {article, comment, info, allowed}
+const removedInfo = new Map(); // id -> {by, at} (by null: a moderator, name unknown)
+const busy = new Set();
+let canModerate = false;
+let current = null; // the id holding the roving tabindex
+
+const screen = staffScreen({
+  role: "moderator",
+  what: "moderating",
+  onChange: ({ events }) => {
+    for (const change of events) {
+      const c = change.comment;
+      if (!c) continue;
+      if (c.status === "published") removedInfo.delete(c.id);
+      else if (!removedInfo.has(c.id)) removedInfo.set(c.id, { by: null, at: change.event.at });
+    }
+    render();
+  },
+  onSession: () => renderSession(),
+  onGate: (allowed) => {
+    canModerate = allowed;
+    renderSession();
+    render();
+  },
+});
+const { store, api } = screen;
+
+// --- The session's state -------------------------------------------------------------------------
+
+function renderSession() {
+  const session = screen.session;
+  if (!session) return;
+  const open = session.state === "open";
+  setText(stateEl, open ? "Open" : "Closed");
+  stateEl.dataset.state = session.state;
+  const { accepting } = acceptance(session);
+  const edges = [];
+  if (session.opens_at) edges.push(`opens ${formatDateTime(session.opens_at)}`);
+  if (session.closes_at) edges.push(`closes ${formatDateTime(session.closes_at)}`);
+  setText(
+    windowEl,
+    edges.length ? `Posting window: ${edges.join(", ")}${open && !accepting ? " (not taking posts now)" : ""}` : "",
+  );
+  show(windowEl, edges.length > 0);
+  openButton.disabled = !canModerate || open;
+  closeButton.disabled = !canModerate || !open;
+}
+
+async function setState(open) {
+  screen.hideError();
+  const button = open ? openButton : closeButton;
+  button.disabled = true;
+  try {
+    const result = open ? await api.open(screen.slug) : await api.close(screen.slug);
+    if (result && result.session) screen.setSession(result.session);
+    screen.say(open ? "The session is open for comments." : "The session is closed to comments.");
+  } catch (error) {
+    screen.failed(error, open ? "Opening the session" : "Closing the session");
+  } finally {
+    renderSession();
+  }
+}
+
+openButton.addEventListener("click", () => setState(true));
+closeButton.addEventListener("click", () => setState(false));
+
+// --- The stream ----------------------------------------------------------------------------------
+
+function fillNode(node, c) {
+  const { article } = node;
+  const info = removedInfo.get(c.id) || null;
+  node.comment = c;
+  node.parentKey = parentKey(store, c);
+  node.info = info;
+  node.allowed = canModerate;
+  article.dataset.status = c.status;
+  const focused = article.contains(document.activeElement) && document.activeElement !== article ? document.activeElement.dataset.testid : null;
+  const parent = c.parent_id !== null ? store.get(c.parent_id) : null;
+  const removed = !isPublic(c);
+  const labelId = `m-author-${c.id}`;
+  article.setAttribute("aria-labelledby", labelId);
+  fill(
+    article,
+    h(
+      "div",
+      { class: "m-head" },
+      c.number ? h("span", { class: "number", testid: "number", text: `${c.number}.` }) : null,
+      c.author
+        ? h("span", { class: "author", testid: "author", id: labelId }, authorNodes(c.author, ""))
+        : h("span", { class: "author hidden-author", id: labelId, text: c.number ? `Comment ${c.number}` : "A reply" }),
+      timeElement(c.created_at),
+    ),
+    replyContext(c, parent, "a removed comment"),
+    badges(c, "Question for the presenter"),
+    removed
+      ? h("p", { class: "redacted", text: "Its text is hidden while it is removed." })
+      : h("div", { class: "body", testid: "body" }, paragraphs(c.body)),
+    removed
+      ? h("p", {
+          class: "removed-by",
+          testid: "removed-by",
+          title: info && info.by ? info.by : null,
+          text: removedText(info ? info.by : null, info ? info.at : null),
+        })
+      : null,
+    h(
+      "div",
+      { class: "m-actions" },
+      removed
+        ? h("button", {
+            type: "button",
+            class: "button",
+            testid: "restore",
+            disabled: !canModerate,
+            text: "Restore",
+            onclick: () => moderate(c.id, "restore"),
+          })
+        : h("button", {
+            type: "button",
+            class: "button danger",
+            testid: "remove",
+            disabled: !canModerate,
+            text: "Remove",
+            onclick: () => moderate(c.id, "remove"),
+          }),
+      c.reply_count > 0 ? h("span", { class: "m-replies", text: `${c.reply_count} ${c.reply_count === 1 ? "reply" : "replies"}` }) : null,
+      h("a", {
+        class: "m-link",
+        href: `board.html?${new URLSearchParams({ session: screen.slug, comment: String(c.id) })}`,
+        target: "_blank",
+        rel: "noopener",
+        text: "View on the board",
+      }),
+    ),
+  );
+  if (focused) {
+    const swap = { remove: "restore", restore: "remove" };
+    const target = article.querySelector(`[data-testid="${focused}"]`) || article.querySelector(`[data-testid="${swap[focused]}"]`);
+    (target || article).focus();
+  }
+}
+
+
+function nodeFor(c) {
+  let node = nodes.get(c.id);
+  if (!node) {
+    node = {
+      article: h("article", { class: "m-comment", testid: "comment", data: { id: c.id }, tabindex: "-1" }),
+      comment: null,
+    };
+    node.article.addEventListener("focus", () => setCurrent(c.id));
+    node.article.addEventListener("focusin", () => setCurrent(c.id));
+    nodes.set(c.id, node);
+  }
+  const info = removedInfo.get(c.id) || null;
+  if (node.comment !== c || node.parentKey !== parentKey(store, c) || node.info !== info || node.allowed !== canModerate) fillNode(node, c);
+  return node;
+}
+
+function ordered() {
+  return store.inOrder().reverse();
+}
+
+function render() {
+  const list = ordered();
+  keepPosition(".m-comment", () => {
+    reconcile(
+      stream,
+      list.map((c) => nodeFor(c).article),
+    );
+  });
+  show(empty, list.length === 0);
+  olderButton.hidden = !screen.older;
+  if (current === null || !nodes.has(current)) setCurrent(list.length ? list[0].id : null);
+}
+
+function setCurrent(id) {
+  if (current === id) return;
+  const previous = current !== null ? nodes.get(current) : null;
+  if (previous) previous.article.tabIndex = -1;
+  current = id;
+  const node = id !== null ? nodes.get(id) : null;
+  if (node) node.article.tabIndex = 0;
+}
+
+// --- Remove and restore --------------------------------------------------------------------------
+
+async function moderate(id, action) {
+  if (!canModerate || busy.has(id)) return;
+  screen.hideError();
+  busy.add(id);
+  nodes.get(id)?.article.setAttribute("aria-busy", "true");
+  try {
+    const result = action === "remove" ? await api.remove(id) : await api.restore(id);
+    store.upsert(result.comment);
+    if (result.comment.status === "published") removedInfo.delete(id);
+    else removedInfo.set(id, { by: result.removed_by, at: result.removed_at });
+    const who = moderatorName(result.removed_by);
+    if (action === "remove") {
+      screen.say(result.changed ? "Removed." : `Already removed by ${who}.`);
+    } else {
+      screen.say(result.changed ? "Restored." : "It was already published.");
+    }
+  } catch (error) {
+    screen.failed(error, action === "remove" ? "Removing" : "Restoring");
+  } finally {
+    busy.delete(id);
+    nodes.get(id)?.article.removeAttribute("aria-busy");
+    render();
+  }
+}
+
+// --- Keyboard ------------------------------------------------------------------------------------
+
+function focusedId() {
+  const article = document.activeElement?.closest?.('[data-testid="comment"]');
+  if (article && stream.contains(article)) return Number(article.dataset.id);
+  return null;
+}
+
+function move(step) {
+  const articles = [...stream.querySelectorAll('[data-testid="comment"]')];
+  if (!articles.length) return;
+  const id = focusedId() ?? current;
+  const index = articles.findIndex((a) => Number(a.dataset.id) === id);
+  const next = articles[Math.min(Math.max(index === -1 ? 0 : index + step, 0), articles.length - 1)];
+  setCurrent(Number(next.dataset.id));
+  next.focus({ preventScroll: true });
+  next.scrollIntoView({ block: "nearest" });
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return;
+  if (event.target.closest && event.target.closest("input, textarea, select, [contenteditable]")) return;
+  const id = focusedId();
+  switch (event.key) {
+    case "j":
+      event.preventDefault();
+      move(1);
+      break;
+    case "k":
+      event.preventDefault();
+      move(-1);
+      break;
+    case "x":
+    case "Delete":
+      if (id === null) return;
+      event.preventDefault();
+      if (isPublic(store.get(id))) moderate(id, "remove");
+      break;
+    case "u":
+      if (id === null) return;
+      event.preventDefault();
+      if (!isPublic(store.get(id))) moderate(id, "restore");
+      break;
+    default:
+      break;
+  }
+});
+
+olderButton.addEventListener("click", async () => {
+  olderButton.disabled = true;
+  try {
+    await screen.loadOlder();
+  } catch (error) {
+    screen.failed(error, "Loading older comments");
+  } finally {
+    olderButton.disabled = false;
+  }
+});
+
+screen.start();
