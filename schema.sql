@@ -62,10 +62,12 @@ CREATE TABLE comment_transitions (
 );
 INSERT INTO comment_states (status, public, initial) VALUES
     ('published', true, true),
-    ('removed', false, false);
+    ('removed', false, false),
+    ('deleted', false, false);  -- by its author
 INSERT INTO comment_transitions (from_status, to_status) VALUES
     ('published', 'removed'),
-    ('removed', 'published');
+    ('removed', 'published'),
+    ('published', 'deleted');
 
 CREATE TABLE comments (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -158,7 +160,7 @@ CREATE TABLE session_events (
     seq         bigint NOT NULL CHECK (seq > 0),
     kind        text NOT NULL CONSTRAINT session_events_kind_check CHECK (kind IN (
                     'comment.created', 'comment.edited', 'comment.removed', 'comment.restored',
-                    'comment.marked', 'helpful.counts',
+                    'comment.deleted', 'comment.marked', 'helpful.counts',
                     'session.opened', 'session.closed', 'session.updated')),
     comment_id  bigint REFERENCES comments (id),
     at          timestamptz NOT NULL DEFAULT now(),
@@ -176,3 +178,19 @@ CREATE TABLE helpful_marks (
     at          timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (comment_id, user_id)
 );
+
+-- Who did what, when and why: one row per moderator action, kept for the event's life.
+CREATE TABLE audit_log (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at          timestamptz NOT NULL DEFAULT now(),
+    event_id    bigint NOT NULL REFERENCES events (id),
+    session_id  bigint REFERENCES sessions (id),
+    actor       text NOT NULL,   -- the acting user's sub
+    actor_name  text NOT NULL,
+    role        text NOT NULL,
+    action      text NOT NULL,
+    comment_id  bigint REFERENCES comments (id),
+    reason      text NOT NULL DEFAULT '' CHECK (char_length(reason) <= 500),
+    changed     boolean NOT NULL  -- false: it was already so; nothing else was written
+);
+CREATE INDEX audit_log_event ON audit_log (event_id, id);

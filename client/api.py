@@ -73,6 +73,10 @@ class Api:
     async def edit(self, comment_id: int, body: str) -> Any:
         return await self.request("PATCH", f"/v1/comments/{comment_id}", json={"body": body})
 
+    async def delete(self, comment_id: int) -> Any:
+        """Delete one's own comment."""
+        return await self.request("DELETE", f"/v1/comments/{comment_id}")
+
     async def remove(self, comment_id: int) -> Any:
         return await self.request("POST", f"/v1/comments/{comment_id}/remove")
 

@@ -3,6 +3,8 @@ changed, answer. ``docs/protocol.md`` documents each route; ``/openapi.json`` de
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any, TypeVar
 
 import msgspec
@@ -21,9 +23,11 @@ from .errors import (
 )
 from .protocol import (
     CommentEdit,
+    CommentView,
     DemoIdentity,
     Health,
     MarkChange,
+    ModeratorAction,
     NewComment,
     NewEvent,
     NewSession,
@@ -61,6 +65,13 @@ def caller(request: Request) -> Identity:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("token_missing", "this needs a token: Authorization: Bearer <token>")
     return services(request).verifier.verify(token.strip())
+
+
+async def action_reason(request: Request) -> str:
+    """The optional ``{"reason": ...}`` of a moderator's action (an empty body is fine)."""
+    if request.headers.get("content-length") in (None, "0"):
+        return ""
+    return (await read_json(request, ModeratorAction)).reason
 
 
 async def read_json(request: Request, kind: type[T]) -> T:
@@ -155,7 +166,8 @@ async def set_session_state(request: Request) -> Response:
     session = await session_of(request)
     who.require("moderator", session.event_slug)
     state = "open" if request.url.path.endswith("/open") else "closed"
-    change, event = await services(request).store.set_state(session, state)
+    reason = await action_reason(request)
+    change, event = await services(request).store.set_state(session, state, who, reason)
     await publish(request, session, event)
     return JSONResponse(change)
 
@@ -251,7 +263,9 @@ async def locate_comment(request: Request) -> Response:
 async def moderate_comment(request: Request) -> Response:
     who, cid, session = await comment_target(request, "moderator")
     status = "removed" if request.url.path.endswith("/remove") else "published"
-    result, event, author = await services(request).store.set_status(session, cid, status, who)
+    reason = await action_reason(request)
+    store = services(request).store
+    result, event, author = await store.set_status(session, cid, status, who, reason)
     if event is not None:
         hub = services(request).hub
         await hub.publish_session(session.id, event)
@@ -263,6 +277,63 @@ async def moderate_comment(request: Request) -> Response:
         }
         await hub.publish_private(user_topic(author), encode(notice))
     return JSONResponse(result)
+
+
+async def delete_comment(request: Request) -> Response:
+    who, cid, session = await comment_target(request, "attendee")
+    result, event = await services(request).store.delete(session, cid, who)
+    await publish(request, session, event)
+    return JSONResponse(result)
+
+
+async def audit_log(request: Request) -> Response:
+    """Every moderator action in the event, as JSON or (``?format=csv``) CSV."""
+    event = request.path_params["event"]
+    caller(request).require("moderator", event)
+    log = await services(request).store.audit_log(event)
+    if request.query_params.get("format") == "csv":
+        return csv_response(f"{event}-audit.csv", [msgspec.structs.asdict(e) for e in log.entries])
+    return JSONResponse(log)
+
+
+async def export_session(request: Request) -> Response:
+    """The session's comments, oldest first, as JSON or (``?format=csv``) CSV."""
+    who = caller(request)
+    session = await session_of(request)
+    who.require("moderator", session.event_slug)
+    comments = await services(request).store.export(session)
+    if request.query_params.get("format") == "csv":
+        return csv_response(f"{session.slug}.csv", [export_row(c) for c in comments])
+    return JSONResponse({"session": session.view(), "comments": comments})
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A cell that a spreadsheet will not run as a formula (CSV injection): text starting with
+    ``= + - @`` or a tab or carriage return gets a leading apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def export_row(comment: CommentView) -> dict[str, object]:
+    row = msgspec.structs.asdict(comment)
+    author = row.pop("author")
+    for name in ("name", "profession", "city", "region", "country"):
+        row[f"author_{name}"] = getattr(author, name) if author is not None else ""
+    return row
+
+
+def csv_response(filename: str, rows: list[dict[str, object]]) -> Response:
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 async def dev_token(request: Request) -> Response:

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from . import __version__
 from .protocol import (
+    AuditLog,
     CommentEdit,
     DemoIdentity,
     EditResult,
@@ -22,6 +23,7 @@ from .protocol import (
     Location,
     MarkChange,
     ModerationResult,
+    ModeratorAction,
     NewComment,
     NewEvent,
     NewSession,
@@ -44,6 +46,7 @@ class Operation:
     role: str | None = None
     status: int = 200
     query: tuple[str, ...] = ()
+    optional_body: bool = False
 
 
 OPERATIONS = (
@@ -67,16 +70,18 @@ OPERATIONS = (
         "/v1/sessions/{slug}/open",
         "Open (or reopen) a session for posts",
         SessionChange,
-        None,
+        ModeratorAction,
         "moderator",
+        optional_body=True,
     ),
     Operation(
         "post",
         "/v1/sessions/{slug}/close",
         "Close a session for posts",
         SessionChange,
-        None,
+        ModeratorAction,
         "moderator",
+        optional_body=True,
     ),
     Operation(
         "get",
@@ -103,6 +108,32 @@ OPERATIONS = (
         "attendee",
     ),
     Operation("get", "/v1/comments/{comment_id}", "Where a comment is (permalinks)", Location),
+    Operation(
+        "delete",
+        "/v1/comments/{comment_id}",
+        "Delete one's own comment",
+        EditResult,
+        None,
+        "attendee",
+    ),
+    Operation(
+        "get",
+        "/v1/events/{event}/audit",
+        "Every moderator action in the event (?format=csv for CSV)",
+        AuditLog,
+        None,
+        "moderator",
+        query=("format",),
+    ),
+    Operation(
+        "get",
+        "/v1/sessions/{slug}/export",
+        "The session's comments (?format=csv for CSV)",
+        dict,
+        None,
+        "moderator",
+        query=("format",),
+    ),
     Operation(
         "post",
         "/v1/comments/{comment_id}/marks",
@@ -131,16 +162,18 @@ OPERATIONS = (
         "/v1/comments/{comment_id}/remove",
         "Remove a comment",
         ModerationResult,
-        None,
+        ModeratorAction,
         "moderator",
+        optional_body=True,
     ),
     Operation(
         "post",
         "/v1/comments/{comment_id}/restore",
         "Restore a removed comment",
         ModerationResult,
-        None,
+        ModeratorAction,
         "moderator",
+        optional_body=True,
     ),
     Operation(
         "post",
@@ -198,7 +231,7 @@ def document() -> dict[str, Any]:
         }
         if op.request is not None:
             entry["requestBody"] = {
-                "required": True,
+                "required": not op.optional_body,
                 "content": {"application/json": {"schema": by_type[op.request]}},
             }
         if op.role is not None:

@@ -22,6 +22,7 @@ EVENT_KINDS = (
     "comment.edited",
     "comment.removed",
     "comment.restored",
+    "comment.deleted",
     "comment.marked",
     "helpful.counts",
     "session.opened",
@@ -225,6 +226,31 @@ class NewComment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class CommentEdit(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     body: str
+
+
+class ModeratorAction(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The optional body of a moderator's action: why, for the audit log."""
+
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+class AuditEntry(msgspec.Struct, frozen=True):
+    """One moderator action: who, when, what and why; ``changed`` false when it was already so."""
+
+    at: datetime
+    session: str | None
+    actor: str
+    actor_name: str
+    role: str
+    action: str
+    comment_id: int | None
+    reason: str
+    changed: bool
+
+
+class AuditLog(msgspec.Struct, frozen=True):
+    event: str
+    entries: list[AuditEntry]
 
 
 class MarkChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -88,7 +88,11 @@ async def test_state_machine_is_enforced_by_the_database(database_url: str) -> N
             (r["from_status"], r["to_status"])
             for r in await conn.fetch("SELECT * FROM comment_transitions")
         }
-        assert allowed == {("published", "removed"), ("removed", "published")}
+        assert allowed == {
+            ("published", "removed"),
+            ("removed", "published"),
+            ("published", "deleted"),
+        }
         async with conn.transaction():
             event = await conn.fetchval(
                 "INSERT INTO events (slug, title) VALUES ($1, 'x') RETURNING id",

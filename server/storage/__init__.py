@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from .base import SessionRecord, comment_view
 from .comments import CommentStore
-from .reads import ReadStore
+from .reads import ExportStore, ReadStore
 from .sessions import SessionStore
 
 
-class Store(SessionStore, CommentStore, ReadStore):
+class Store(SessionStore, CommentStore, ReadStore, ExportStore):
     """The whole store: sessions, comments and reads share one pool."""
 
 

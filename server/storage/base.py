@@ -24,7 +24,8 @@ from ..protocol import (
 )
 
 if TYPE_CHECKING:
-    from ..protocol import PostResult
+    from ..auth import Identity
+    from ..protocol import EditResult, PostResult
 
 log = logging.getLogger("backchannel.store")
 
@@ -229,8 +230,34 @@ async def next_seq(conn: asyncpg.Connection, session: SessionRecord, *, acceptin
     return seq
 
 
+async def audit(
+    conn: asyncpg.Connection,
+    session: SessionRecord,
+    who: Identity,
+    action: str,
+    comment_id: int | None,
+    reason: str,
+    changed: bool,
+) -> None:
+    """Record a moderator's action: who, when, what, why, and whether it changed anything."""
+    await conn.execute(
+        """INSERT INTO audit_log (event_id, session_id, actor, actor_name, role, action,
+                                  comment_id, reason, changed)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        session.event_id,
+        session.id,
+        who.sub,
+        who.name,
+        who.role,
+        action,
+        comment_id,
+        reason,
+        changed,
+    )
+
+
 class Unchanged(Exception):
     """Rolls back a transaction whose change turned out to be a no-op."""
 
-    def __init__(self, result: PostResult | None) -> None:
+    def __init__(self, result: PostResult | EditResult | None) -> None:
         self.result = result

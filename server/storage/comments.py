@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -31,6 +31,7 @@ from .base import (
     StoreBase,
     Unchanged,
     ancestors,
+    audit,
     comment_view,
     helpful_counts,
     next_seq,
@@ -38,6 +39,8 @@ from .base import (
 )
 
 log = logging.getLogger("backchannel.store")
+
+EDIT_WINDOW_SECONDS = 300
 
 
 class CommentStore(StoreBase):
@@ -212,15 +215,22 @@ class CommentStore(StoreBase):
     async def edit(
         self, session: SessionRecord, comment_id: int, who: Identity, body: str
     ) -> tuple[EditResult, bytes | None]:
-        """Change one's own comment's text while the session takes posts; the same text again
-        changes nothing."""
-        update = """UPDATE comments c SET body = $2, edited_at = now() FROM authors a
+        """Change one's own comment's text while the session takes posts, within
+        ``EDIT_WINDOW_SECONDS`` of posting; the same text again changes nothing."""
+        update = f"""UPDATE comments c SET body = $2, edited_at = now() FROM authors a
                     WHERE c.id = $1 AND a.id = c.author_id AND a.external_id = $3
-                      AND c.status = 'published' AND c.body <> $2"""
+                      AND c.status = 'published' AND c.body <> $2
+                      AND c.created_at > now() - interval '{EDIT_WINDOW_SECONDS} seconds'"""
 
         def refuse(current: asyncpg.Record) -> None:
             if current["external_id"] != who.sub:
                 raise Forbidden("not_author", "only its author can edit a comment")
+            age = datetime.now(UTC) - current["created_at"]
+            if current["status"] in PUBLIC_STATES and age.total_seconds() > EDIT_WINDOW_SECONDS:
+                raise Conflict(
+                    "edit_window_closed",
+                    f"comments can be edited for {EDIT_WINDOW_SECONDS // 60} minutes after posting",
+                )
 
         return await self._change(
             session, comment_id, "comment.edited", update, [body, who.sub], True, refuse
@@ -325,13 +335,20 @@ class CommentStore(StoreBase):
         return encode_event(event)
 
     async def set_status(
-        self, session: SessionRecord, comment_id: int, status: str, moderator: Identity
+        self,
+        session: SessionRecord,
+        comment_id: int,
+        status: str,
+        moderator: Identity,
+        reason: str = "",
     ) -> tuple[ModerationResult, bytes | None, str]:
         """Remove (``removed``) or restore (``published``); conditional and idempotent: asking
-        for the state the comment is in writes nothing and says who put it there and when.
-        Also returns the author's ``sub``, to notify them."""
+        for the state the comment is in writes nothing and says who put it there and when. The
+        action is audited either way. Also returns the author's ``sub``, to notify them."""
         kind = "comment.removed" if status == "removed" else "comment.restored"
+        source = "published" if status == "removed" else "removed"
         by = f"{moderator.name or 'moderator'} ({moderator.sub})" if status == "removed" else None
+        action = "remove" if status == "removed" else "restore"
         async with self._connection() as conn:
             try:
                 async with conn.transaction():
@@ -341,20 +358,50 @@ class CommentStore(StoreBase):
                                 UPDATE comments SET status = $2,
                                     removed_at = CASE WHEN $2 = 'removed' THEN now() END,
                                     removed_by = $3
-                                WHERE id = $1 AND session_id = $4 AND status <> $2 RETURNING *)
+                                WHERE id = $1 AND session_id = $4 AND status = $5 RETURNING *)
                             SELECT {COMMENT} FROM c JOIN authors a ON a.id = c.author_id""",
                         comment_id,
                         status,
                         by,
                         session.id,
+                        source,
                     )
                     if row is None:
                         raise Unchanged(None)
                     _, event = await self._comment_event(conn, session, kind, seq, row)
+                    await audit(conn, session, moderator, action, comment_id, reason, True)
             except Unchanged:
                 current = await self._comment(conn, comment_id)
+                if current["status"] != status:
+                    raise Conflict(
+                        "not_allowed", f"comment {comment_id} is {current['status']}"
+                    ) from None
+                await audit(conn, session, moderator, action, comment_id, reason, False)
                 return moderation(current, session, None), None, current["external_id"]
         return moderation(row, session, seq), event, row["external_id"]
+
+    async def delete(
+        self, session: SessionRecord, comment_id: int, who: Identity
+    ) -> tuple[EditResult, bytes | None]:
+        """Its author deletes a comment, at any time. One with replies stays as a placeholder
+        ("Comment deleted by its author"); deleting it again changes nothing."""
+        update = """UPDATE comments c SET status = 'deleted' FROM authors a
+                    WHERE c.id = $1 AND a.id = c.author_id AND a.external_id = $2
+                      AND c.status = 'published'"""
+
+        def refuse(current: asyncpg.Record) -> None:
+            if current["external_id"] != who.sub:
+                raise Forbidden("not_author", "only its author can delete a comment")
+            if current["status"] == "deleted":
+                raise Unchanged(EditResult(comment_view(current, session.slug), False, None))
+
+        try:
+            return await self._change(
+                session, comment_id, "comment.deleted", update, [who.sub], False, refuse
+            )
+        except Unchanged as unchanged:
+            assert isinstance(unchanged.result, EditResult)
+            return unchanged.result, None
 
 
 def moderation(row: asyncpg.Record, session: SessionRecord, seq: int | None) -> ModerationResult:

@@ -8,6 +8,9 @@ from collections.abc import Sequence
 import asyncpg
 
 from ..protocol import (
+    AuditEntry,
+    AuditLog,
+    CommentView,
     Event,
     HelpfulCount,
     Location,
@@ -222,3 +225,28 @@ def _replayed(
         counts = [helpful[i] for i in ids if i in helpful]
         return Event(seq=row["seq"], kind=kind, at=row["at"], total=total, helpful=counts)
     return Event(seq=row["seq"], kind=kind, at=row["at"], total=total, session=view)
+
+
+class ExportStore(StoreBase):
+    async def audit_log(self, event: str) -> AuditLog:
+        """Every moderator action in the event, oldest first."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                """SELECT l.at, s.slug AS session, l.actor, l.actor_name, l.role, l.action,
+                          l.comment_id, l.reason, l.changed
+                   FROM audit_log l JOIN events e ON e.id = l.event_id
+                   LEFT JOIN sessions s ON s.id = l.session_id
+                   WHERE e.slug = $1 ORDER BY l.id""",
+                event,
+            )
+        return AuditLog(event=event, entries=[AuditEntry(**dict(r)) for r in rows])
+
+    async def export(self, session: SessionRecord) -> list[CommentView]:
+        """Every comment of the session, oldest first, as the board shows them (redacted when
+        not public): the board's export for moderators and for moving boards between events."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT {COMMENT} FROM {COMMENT_FROM} WHERE c.session_id = $1 ORDER BY c.id",
+                session.id,
+            )
+        return [comment_view(r, session.slug) for r in rows]

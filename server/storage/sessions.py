@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 import asyncpg
 import msgspec
 
+from ..auth import Identity
 from ..errors import BadRequest, Conflict, NotFound
 from ..protocol import Event, EventInfo, NewSession, SessionChange, SessionPatch, encode_event
-from .base import SessionRecord, StoreBase
+from .base import SessionRecord, StoreBase, audit
 
 log = logging.getLogger("backchannel.store")
 
@@ -78,13 +79,17 @@ class SessionStore(StoreBase):
             return head
 
     async def set_state(
-        self, session: SessionRecord, state: str
+        self, session: SessionRecord, state: str, who: Identity, reason: str = ""
     ) -> tuple[SessionChange, bytes | None]:
-        """Open or close; conditional, so setting the state it has changes nothing."""
+        """Open or close; conditional, so setting the state it has changes nothing. Audited."""
         kind = "session.opened" if state == "open" else "session.closed"
-        return await self._change_session(
+        change, event = await self._change_session(
             session, kind, "state = $2", state, condition="state <> $2"
         )
+        async with self._connection() as conn:
+            action = "open" if state == "open" else "close"
+            await audit(conn, session, who, action, None, reason, change.changed)
+        return change, event
 
     async def update_session(
         self, session: SessionRecord, patch: SessionPatch
