@@ -22,6 +22,7 @@ from .errors import (
     Unavailable,
 )
 from .protocol import (
+    AuditEntry,
     CommentEdit,
     CommentView,
     DemoIdentity,
@@ -292,7 +293,8 @@ async def audit_log(request: Request) -> Response:
     caller(request).require("moderator", event)
     log = await services(request).store.audit_log(event)
     if request.query_params.get("format") == "csv":
-        return csv_response(f"{event}-audit.csv", [msgspec.structs.asdict(e) for e in log.entries])
+        rows = [msgspec.structs.asdict(e) for e in log.entries]
+        return csv_response(f"{event}-audit.csv", AUDIT_COLUMNS, rows)
     return JSONResponse(log)
 
 
@@ -303,7 +305,9 @@ async def export_session(request: Request) -> Response:
     who.require("moderator", session.event_slug)
     comments = await services(request).store.export(session)
     if request.query_params.get("format") == "csv":
-        return csv_response(f"{session.slug}.csv", [export_row(c) for c in comments])
+        return csv_response(
+            f"{session.slug}.csv", EXPORT_COLUMNS, [export_row(c) for c in comments]
+        )
     return JSONResponse({"session": session.view(), "comments": comments})
 
 
@@ -323,12 +327,18 @@ def export_row(comment: CommentView) -> dict[str, object]:
     return row
 
 
-def csv_response(filename: str, rows: list[dict[str, object]]) -> Response:
+AUDIT_COLUMNS = [f.name for f in msgspec.structs.fields(AuditEntry)]
+EXPORT_COLUMNS = [f.name for f in msgspec.structs.fields(CommentView) if f.name != "author"] + [
+    f"author_{name}" for name in ("name", "profession", "city", "region", "country")
+]
+
+
+def csv_response(filename: str, columns: list[str], rows: list[dict[str, object]]) -> Response:
+    """A CSV download with a header row (also when there are no rows)."""
     out = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
+    writer = csv.DictWriter(out, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",

@@ -83,13 +83,11 @@ class SessionStore(StoreBase):
     ) -> tuple[SessionChange, bytes | None]:
         """Open or close; conditional, so setting the state it has changes nothing. Audited."""
         kind = "session.opened" if state == "open" else "session.closed"
-        change, event = await self._change_session(
-            session, kind, "state = $2", state, condition="state <> $2"
-        )
-        async with self._connection() as conn:
-            action = "open" if state == "open" else "close"
-            await audit(conn, session, who, action, None, reason, change.changed)
-        return change, event
+        action = "open" if state == "open" else "close"
+        return await self._change_session(
+            session, kind, "state = $2", state, condition="state <> $2",
+            audited=(who, action, reason),
+        )  # fmt: skip
 
     async def update_session(
         self, session: SessionRecord, patch: SessionPatch
@@ -112,8 +110,16 @@ class SessionStore(StoreBase):
         )
 
     async def _change_session(
-        self, session: SessionRecord, kind: str, sets: str, *args: object, condition: str = ""
+        self,
+        session: SessionRecord,
+        kind: str,
+        sets: str,
+        *args: object,
+        condition: str = "",
+        audited: tuple[Identity, str, str] | None = None,
     ) -> tuple[SessionChange, bytes | None]:
+        """Apply ``sets`` where ``condition`` holds and log ``kind``; with ``audited`` (who,
+        action, reason), record the action in the same transaction, changed or not."""
         condition = condition or "true"
         async with self._connection() as conn, conn.transaction():
             seq = await conn.fetchval(
@@ -132,6 +138,9 @@ class SessionStore(StoreBase):
                     kind,
                 )
             current = await self._session(conn, "s.id = $1", session.id)
+            if audited is not None:
+                who, action, reason = audited
+                await audit(conn, session, who, action, None, reason, seq is not None)
         view = current.view()
         if seq is None:
             return SessionChange(session=view, changed=False, seq=None), None

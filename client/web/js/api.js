@@ -47,12 +47,12 @@ export function sleep(ms, signal) {
  * A request refused with 401 token_expired gets a fresh token once and is sent again.
  */
 export function createApi({ base = "", tokens = null } = {}) {
-  async function request(method, path, { body, query, retryAuth = true, timeout = TIMEOUT_MS } = {}) {
+  async function request(method, path, { body, query, retryAuth = true, timeout = TIMEOUT_MS, raw = false } = {}) {
     const url = new URL(base + path, window.location.href);
     for (const [key, value] of Object.entries(query || {})) {
       if (value !== null && value !== undefined && value !== "") url.searchParams.set(key, value);
     }
-    const headers = { Accept: "application/json" };
+    const headers = { Accept: raw ? "*/*" : "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const token = tokens?.current || null;
     if (token) headers.Authorization = `Bearer ${token}`;
@@ -73,6 +73,13 @@ export function createApi({ base = "", tokens = null } = {}) {
     } finally {
       clearTimeout(timer);
     }
+    if (raw && response.ok) {
+      try {
+        return { blob: await response.blob(), filename: attachmentName(response.headers.get("Content-Disposition")) };
+      } catch {
+        throw new ApiError(0, "network", "the server cannot be reached right now");
+      }
+    }
     let data = null;
     try {
       data = await response.json();
@@ -90,7 +97,7 @@ export function createApi({ base = "", tokens = null } = {}) {
     if (failure.code === "token_expired" && retryAuth && tokens && tokens.canRefresh) {
       const fresh = await tokens.refresh("expired");
       if (fresh && fresh !== token) {
-        return request(method, path, { body, query, retryAuth: false, timeout });
+        return request(method, path, { body, query, retryAuth: false, timeout, raw });
       }
     }
     throw failure;
@@ -115,6 +122,12 @@ export function createApi({ base = "", tokens = null } = {}) {
 
   const slugPath = (slug) => `/v1/sessions/${encodeURIComponent(slug)}`;
   const commentPath = (id) => `/v1/comments/${encodeURIComponent(id)}`;
+  const eventPath = (event) => `/v1/events/${encodeURIComponent(event)}`;
+  /** A moderator's action carries {"reason"} (for the audit log) only when one was given. */
+  const because = (reason) => {
+    const text = String(reason ?? "").trim();
+    return text ? { body: { reason: text } } : {};
+  };
 
   return {
     request,
@@ -129,11 +142,45 @@ export function createApi({ base = "", tokens = null } = {}) {
       persist(() => request("POST", `${slugPath(slug)}/comments`, { body: payload }), options),
     mark: (id, mark, on) => request("POST", `${commentPath(id)}/marks`, { body: { mark, on } }),
     helpful: (id) => request("POST", `${commentPath(id)}/helpful`),
-    remove: (id) => request("POST", `${commentPath(id)}/remove`),
-    restore: (id) => request("POST", `${commentPath(id)}/restore`),
-    open: (slug) => request("POST", `${slugPath(slug)}/open`),
-    close: (slug) => request("POST", `${slugPath(slug)}/close`),
+    /** Its author changes a comment's text (within the edit window: 409 edit_window_closed). */
+    edit: (id, body) => request("PATCH", commentPath(id), { body: { body } }),
+    /** Its author deletes a comment (EditResult; the comment comes back redacted). */
+    delete: (id) => request("DELETE", commentPath(id)),
+    remove: (id, reason) => request("POST", `${commentPath(id)}/remove`, because(reason)),
+    restore: (id, reason) => request("POST", `${commentPath(id)}/restore`, because(reason)),
+    open: (slug, reason) => request("POST", `${slugPath(slug)}/open`, because(reason)),
+    close: (slug, reason) => request("POST", `${slugPath(slug)}/close`, because(reason)),
+    /** The event's audit log (moderators): {event, entries}, oldest first. */
+    audit: (event) => request("GET", `${eventPath(event)}/audit`),
+    /** A file the server makes (CSV exports): {blob, filename}, fetched with the token. */
+    download: (path, query) => request("GET", path, { query, raw: true, timeout: 60000 }),
+    sessionExportPath: (slug) => `${slugPath(slug)}/export`,
+    auditPath: (event) => `${eventPath(event)}/audit`,
   };
+}
+
+/** The file name of a `Content-Disposition: attachment; filename="…"` header, or null. */
+function attachmentName(header) {
+  const match = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(header || "");
+  if (!match) return null;
+  try {
+    return decodeURIComponent(match[1]).replace(/[\\/]/g, "_");
+  } catch {
+    return match[1].replace(/[\\/]/g, "_");
+  }
+}
+
+/** Offer a blob as a download (an object URL on a temporary link), then let the URL go. */
+export function saveBlob(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename || "download";
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
 }
 
 /** Words for an error, naming the problem (the server's message is English for people). */
@@ -154,6 +201,12 @@ export function describeError(error, action = "That") {
       return "The comment you are replying to has been removed.";
     case "not_published":
       return "That comment has been removed.";
+    case "edit_window_closed":
+      return "Comments can only be edited for 5 minutes after posting: this one can no longer be changed.";
+    case "not_author":
+      return "Only its author can change or delete a comment.";
+    case "not_allowed":
+      return `That is not possible now (${error.message}).`;
     case "token_missing":
       return "Sign in to do that.";
     case "token_expired":

@@ -8,10 +8,13 @@
 // - Everything is state set from events (state.js); the DOM is synced per comment id.
 // - A post is never lost: its text and client key live in localStorage until the server
 //   answered 200/201; a post in flight is retried with the same key.
+// - A person's own comments (posted here, or whose author id is the one the feed's auth.ok or a
+//   post's answer named) get Edit (for 5 minutes after posting, while comments are open; a
+//   timer hides it when that time is up) and Delete (any time, confirmed inside the page).
 
 import { ApiError, createApi, describeError, wakeRetries } from "./api.js";
 import { Announcer, byTestId, fill, h, keepPosition, paragraphs, setText, show, store as local, uuid } from "./dom.js";
-import { answeredText, authorName, authorNodes, count, formatDateTime, timeElement } from "./format.js";
+import { answeredText, authorName, authorNodes, count, formatDateTime, formatTime, timeElement } from "./format.js";
 import { Live } from "./live.js";
 import { CommentStore, WindowWatch, isPublic, isShown } from "./state.js";
 import { Tokens } from "./token.js";
@@ -65,6 +68,11 @@ let session = null;
 let accepting = null;
 let myAuthorId = null;
 const own = new Set(); // ids of comments this person posted here
+let ownerSub; // whose comments `own` and myAuthorId are (the token's sub)
+const EDIT_WINDOW_MS = 5 * 60 * 1000; // the server's edit window (EDIT_WINDOW_SECONDS)
+let editTimer = null; // hides Edit buttons when their window closes
+let editTimerAt = Infinity;
+const editClosed = new Set(); // ids whose edit the server refused with edit_window_closed
 let openReply = null; // {id, form}
 let targetId = null;
 let loading = null;
@@ -144,6 +152,7 @@ function setAccepting(isAccepting, changed) {
   if (embed) renderCompose();
   else keepPosition(".c-main", renderCompose);
   if (openReply) renderReplyState(openReply);
+  refreshOwnAll();
   if (changed && !first) ui.announcer.say(isAccepting ? "Comments are open again." : "Comments are closed.");
 }
 
@@ -190,9 +199,17 @@ function renderAccount() {
 }
 
 function onTokenChange() {
+  const sub = tokens.claims?.sub || null;
+  if (sub !== ownerSub) {
+    // Someone else now: the comments of the one before are no longer "mine".
+    ownerSub = sub;
+    own.clear();
+    myAuthorId = null;
+  }
   loadMarked();
   renderCompose();
   for (const id of nodes.keys()) refreshHelpful(id);
+  refreshOwnAll();
 }
 
 // --- Rendering comments --------------------------------------------------------------------------
@@ -233,7 +250,12 @@ function headPart(c) {
     { class: "c-head" },
     c.parent_id === null && c.number ? h("span", { class: "number", testid: "number", text: `${c.number}.` }) : null,
     h("span", { class: "author", testid: "author", id: `author-${c.id}` }, authorNodes(c.author)),
-    h("span", { class: "c-time" }, timeElement(c.created_at), c.edited_at ? h("span", { class: "edited", text: " (edited)" }) : null),
+    h(
+      "span",
+      { class: "c-time" },
+      timeElement(c.created_at),
+      c.edited_at ? h("span", { class: "edited", testid: "edited", title: `Edited ${formatDateTime(c.edited_at)}`, text: " (edited)" }) : null,
+    ),
   );
 }
 
@@ -275,6 +297,7 @@ function actionsPart(c) {
       text: "Link",
       onclick: (event) => followPermalink(event, c.id),
     }),
+    h("span", { class: "own-actions" }),
     h("span", { class: "reply-count" }),
   );
 }
@@ -301,15 +324,21 @@ function fillMain(node, c) {
     else delete article.dataset[attr];
   }
   const visibleNow = isPublic(c);
-  if (node.public !== visibleNow) {
+  if (node.public !== visibleNow || (!visibleNow && node.placeholderFor !== c.status)) {
     node.public = visibleNow;
     node.parts = {};
     node.keys = {};
+    node.editing = null;
+    node.confirming = false;
+    node.ownKey = null;
+    node.editUntil = null;
     if (!visibleNow) {
+      node.placeholderFor = c.status;
       const number = c.parent_id === null && c.number ? h("span", { class: "number", testid: "number", text: `${c.number}.` }) : null;
-      fill(main, h("div", { class: "c-head" }, number, h("p", { class: "placeholder", testid: "placeholder", text: "Removed by a moderator" })));
+      fill(main, h("div", { class: "c-head" }, number, h("p", { class: "placeholder", testid: "placeholder", text: placeholderText(c) })));
       return;
     }
+    node.placeholderFor = null;
     const focused = main.contains(document.activeElement) ? document.activeElement.dataset.testid : null;
     for (const [name, [build, key]] of Object.entries(PARTS)) {
       node.parts[name] = build(c);
@@ -317,6 +346,7 @@ function fillMain(node, c) {
     }
     node.parts.actions = actionsPart(c);
     fill(main, node.parts.head, node.parts.badges, node.parts.body, node.parts.actions);
+    renderOwn(node, c);
     if (focused) main.querySelector(`[data-testid="${focused}"]`)?.focus();
   } else if (visibleNow) {
     for (const [name, [build, key]] of Object.entries(PARTS)) {
@@ -327,12 +357,294 @@ function fillMain(node, c) {
       node.parts[name] = fresh;
       node.keys[name] = value;
     }
+    if (node.editing) show(node.parts.body, false); // the edit form stands in for it
     updateHelpful(node.parts.actions.querySelector('[data-testid="helpful"]'), c);
+    renderOwn(node, c);
   }
   if (visibleNow) {
     const replyCount = node.parts.actions.querySelector(".reply-count");
     setText(replyCount, c.reply_count > 0 ? count(c.reply_count, "reply", "replies") : "");
     show(replyCount, c.reply_count > 0);
+  }
+}
+
+function placeholderText(c) {
+  return c.status === "deleted" ? "Comment deleted by its author" : "Removed by a moderator";
+}
+
+// --- One's own comments: edit (for 5 minutes) and delete --------------------------------------------
+
+/** Whether this person wrote the comment (a comment not public shows no author, so: no). */
+function isMine(c) {
+  if (!tokens.current || !isPublic(c)) return false;
+  return own.has(c.id) || (myAuthorId !== null && Boolean(c.author) && c.author.id === myAuthorId);
+}
+
+/** When the comment's edit window closes, in this client's time (the server's clock decides). */
+function editDeadline(c) {
+  return Date.parse(c.created_at) + EDIT_WINDOW_MS - windowWatch.skew;
+}
+
+function canEdit(c) {
+  return isMine(c) && accepting === true && !editClosed.has(c.id) && Date.now() < editDeadline(c);
+}
+
+/** Run refreshOwnAll() when the next Edit button's window closes. */
+function wakeAt(when) {
+  if (!(when < editTimerAt)) return;
+  clearTimeout(editTimer);
+  editTimerAt = when;
+  const delay = Math.min(Math.max(when - Date.now() + 50, 0), 2 ** 31 - 1);
+  editTimer = setTimeout(() => {
+    editTimer = null;
+    editTimerAt = Infinity;
+    refreshOwnAll();
+  }, delay);
+}
+
+function refreshOwnAll() {
+  for (const [id, node] of nodes) {
+    const c = board.get(id);
+    if (c && node.public) renderOwn(node, c);
+  }
+}
+
+/** The Edit and Delete buttons of one's own comment ("Delete? Yes / No" while confirming). */
+function renderOwn(node, c) {
+  const slot = node.parts?.actions?.querySelector(".own-actions");
+  if (!slot) return;
+  const mine = isMine(c);
+  const editable = mine && !node.editing && canEdit(c);
+  node.editUntil = editable ? editDeadline(c) : null;
+  if (editable) wakeAt(node.editUntil);
+  const key = JSON.stringify([mine, editable, Boolean(node.confirming), Boolean(node.busy)]);
+  if (node.ownKey === key) return;
+  node.ownKey = key;
+  const focused = slot.contains(document.activeElement) ? document.activeElement.dataset.testid : null;
+  const described = `author-${c.id}`;
+  if (!mine) {
+    slot.replaceChildren();
+  } else if (node.confirming) {
+    fill(
+      slot,
+      h(
+        "span",
+        { class: "confirm-delete", role: "group", "aria-label": "Delete your comment?" },
+        h("span", { class: "confirm-question", text: "Delete?" }),
+        " ",
+        h("button", {
+          type: "button",
+          class: "action danger",
+          testid: "delete-confirm",
+          "aria-describedby": described,
+          disabled: node.busy,
+          text: "Yes",
+          onclick: () => deleteOwn(c.id),
+        }),
+        " / ",
+        h("button", {
+          type: "button",
+          class: "action",
+          testid: "delete-cancel",
+          disabled: node.busy,
+          text: "No",
+          onclick: () => confirmDelete(c.id, false),
+        }),
+      ),
+    );
+  } else {
+    fill(
+      slot,
+      editable
+        ? h("button", {
+            type: "button",
+            class: "action edit",
+            testid: "edit",
+            "aria-describedby": described,
+            title: `You can edit your comment until ${formatTime(node.editUntil + windowWatch.skew)}`,
+            text: "Edit",
+            onclick: () => openEdit(c.id),
+          })
+        : null,
+      h("button", {
+        type: "button",
+        class: "action delete",
+        testid: "delete",
+        "aria-describedby": described,
+        disabled: node.busy,
+        text: "Delete",
+        onclick: () => confirmDelete(c.id, true),
+      }),
+    );
+  }
+  if (focused) {
+    const swap = { delete: "delete-cancel", "delete-cancel": "delete", "delete-confirm": "delete", edit: "delete" };
+    (slot.querySelector(`[data-testid="${focused}"]`) || slot.querySelector(`[data-testid="${swap[focused]}"]`))?.focus();
+  }
+}
+
+function confirmDelete(id, on) {
+  const node = nodes.get(id);
+  const c = board.get(id);
+  if (!node || !c || !node.public) return;
+  node.confirming = on;
+  renderOwn(node, c);
+  const slot = node.parts.actions.querySelector(".own-actions");
+  slot.querySelector(`[data-testid="${on ? "delete-cancel" : "delete"}"]`)?.focus();
+  if (on) ui.announcer.say("Delete your comment? Choose Yes or No.");
+}
+
+async function deleteOwn(id) {
+  const node = nodes.get(id);
+  if (!node || node.busy) return;
+  node.busy = true;
+  renderOwn(node, board.get(id));
+  try {
+    const result = await api.delete(id);
+    const current = board.get(id);
+    if (current && isPublic(current) && !isPublic(result.comment)) {
+      // Counts come from events (values to set); keep the ones this page already has.
+      board.upsert({ ...result.comment, reply_count: current.reply_count, helpful_count: current.helpful_count });
+    }
+    const fresh = nodes.get(id);
+    if (fresh) {
+      fresh.busy = false;
+      fresh.confirming = false;
+    }
+    const c = board.get(id);
+    if (fresh && c && !isShown(c)) {
+      // It vanishes: focus moves to what follows it (or its thread, or the list's heading).
+      const article = fresh.article;
+      const next = article.nextElementSibling || article.previousElementSibling || article.parentElement.closest('[data-testid="comment"]');
+      keepPosition(".c-main", () => sync(id));
+      (next && next.isConnected ? next : ui.total).focus({ preventScroll: true });
+    } else {
+      keepPosition(".c-main", () => sync(id));
+      if (fresh?.article.isConnected) fresh.article.focus({ preventScroll: true });
+    }
+    ui.announcer.say(result.changed ? "Your comment was deleted." : "That comment was deleted already.");
+  } catch (error) {
+    const fresh = nodes.get(id);
+    if (fresh) {
+      fresh.busy = false;
+      fresh.confirming = false;
+      const c = board.get(id);
+      if (c && fresh.public) renderOwn(fresh, c);
+    }
+    showError(describeError(error, "Deleting your comment"), fresh?.slot || null);
+  }
+}
+
+function openEdit(id) {
+  const node = nodes.get(id);
+  const c = board.get(id);
+  if (!node || !c || !node.public) return;
+  if (node.editing) {
+    node.editing.form.elements.body.focus();
+    return;
+  }
+  if (!canEdit(c)) {
+    renderOwn(node, c);
+    return;
+  }
+  const fieldId = `edit-body-${id}`;
+  const hintId = `edit-hint-${id}`;
+  const textarea = h("textarea", { id: fieldId, name: "body", rows: "4", value: c.body || "", "aria-describedby": hintId });
+  const form = h(
+    "form",
+    { class: "edit-form", testid: "edit-form", novalidate: true },
+    h("label", { class: "field-label", for: fieldId, text: "Edit your comment" }),
+    textarea,
+    h("p", {
+      class: "hint",
+      id: hintId,
+      text: `Comments can be edited for 5 minutes after posting (until ${formatTime(editDeadline(c) + windowWatch.skew)}).`,
+    }),
+    h(
+      "div",
+      { class: "form-row" },
+      h("button", { type: "submit", class: "button primary", testid: "save-edit", text: "Save" }),
+      h("button", { type: "button", class: "button", testid: "cancel-edit", text: "Cancel", onclick: () => closeEdit(id) }),
+    ),
+    h("p", { class: "form-status", role: "status" }),
+  );
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.preventDefault();
+      closeEdit(id);
+    } else if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    saveEdit(id, form);
+  });
+  node.editing = { form };
+  node.parts.body.after(form);
+  show(node.parts.body, false);
+  renderOwn(node, c);
+  textarea.focus({ preventScroll: true });
+  textarea.setSelectionRange(textarea.value.length, textarea.value.length);
+  form.scrollIntoView({ block: "nearest" });
+}
+
+function closeEdit(id, { focus = true } = {}) {
+  const node = nodes.get(id);
+  if (!node || !node.editing) return;
+  const { form } = node.editing;
+  node.editing = null;
+  if (form.contains(ui.error)) hideError();
+  form.remove();
+  if (node.parts?.body) show(node.parts.body, true);
+  const c = board.get(id);
+  if (c && node.public) renderOwn(node, c);
+  if (focus) {
+    const slot = node.parts?.actions?.querySelector(".own-actions");
+    (slot?.querySelector('[data-testid="edit"]') || slot?.querySelector('[data-testid="delete"]') || node.article).focus({ preventScroll: true });
+  }
+}
+
+async function saveEdit(id, form) {
+  const textarea = form.elements.body;
+  const body = textarea.value;
+  if (!body.trim()) {
+    showError("Write something before saving (or delete the comment).", form);
+    textarea.focus();
+    return;
+  }
+  const before = board.get(id);
+  if (before && before.body === body) {
+    closeEdit(id);
+    return;
+  }
+  hideError();
+  lock(form, true, "Saving…");
+  try {
+    const result = await api.edit(id, body);
+    const current = board.get(id);
+    const edited = result.comment;
+    if (current && isPublic(current) && (!current.edited_at || Date.parse(edited.edited_at) >= Date.parse(current.edited_at))) {
+      board.upsert({ ...current, body: edited.body, edited_at: edited.edited_at });
+    }
+    lock(form, false, "");
+    closeEdit(id);
+    keepPosition(".c-main", () => sync(id));
+    ui.announcer.say(result.changed ? "Your edit was saved." : "Nothing to change: the comment already says that.");
+  } catch (error) {
+    lock(form, false, "");
+    const code = error instanceof ApiError ? error.code : "";
+    const text = code === "session_closed" ? "Comments are closed: your edit was not saved." : describeError(error, "Saving your edit");
+    if (form.isConnected) showError(text, form);
+    else showError(text, nodes.get(id)?.slot || null);
+    if (code === "edit_window_closed") {
+      // The server's clock says the time is up: no Edit button from now on.
+      const node = nodes.get(id);
+      const c = board.get(id);
+      editClosed.add(id);
+      if (node && c) renderOwn(node, c);
+    }
   }
 }
 
@@ -348,7 +660,7 @@ function buildNode(c) {
   const slot = h("div", { class: "reply-slot" });
   const replies = h("div", { class: "replies", testid: "replies" });
   article.append(main, slot, replies);
-  const node = { id: c.id, article, main, slot, replies, more: null };
+  const node = { id: c.id, article, main, slot, replies, more: null, editing: null, confirming: false, busy: false, ownKey: null };
   nodes.set(c.id, node);
   fillMain(node, c);
   if (!isPublic(c)) article.removeAttribute("aria-labelledby");
@@ -413,11 +725,15 @@ function sync(id) {
   const node = nodes.get(c.id);
   const container = containerFor(c);
   if (!container || !isShown(c)) {
-    if (node) removeNode(node);
+    if (node) {
+      removeNode(node);
+      if (c.parent_id === null) renderEmpty();
+    }
     return;
   }
   if (!node) {
     insertInto(container, buildNode(c).article, c);
+    if (container === ui.list) renderEmpty();
     return;
   }
   const wasPublic = node.article.dataset.status === "published";
@@ -457,12 +773,23 @@ function renderPage() {
   const fragment = document.createDocumentFragment();
   for (const c of ordered) if (isShown(c)) fragment.append(buildNode(c).article);
   ui.list.append(fragment);
-  if (!ordered.length) {
-    ui.list.append(h("p", { class: "empty", text: atNewest && !page.older ? "No comments yet. Be the first to share what this session sparked for you." : "No comments on this page." }));
-  }
+  renderEmpty();
   renderCounts();
   renderBar();
   renderPaging();
+}
+
+/** "No comments yet" while the list shows none (it goes when the first one comes, and comes
+ * back when the last one is deleted). */
+function renderEmpty() {
+  const note = ui.list.querySelector(":scope > .empty");
+  if (ui.list.querySelector(':scope > [data-testid="comment"]')) {
+    note?.remove();
+    return;
+  }
+  const text = atNewest && !page.older ? "No comments yet. Be the first to share what this session sparked for you." : "No comments on this page.";
+  if (note) setText(note, text);
+  else ui.list.append(h("p", { class: "empty", text }));
 }
 
 function pageUrl({ before = null, after = null, comment = null } = {}) {
@@ -581,7 +908,7 @@ async function openAt(commentId) {
   }
   if (!revealTarget(id)) {
     targetId = null;
-    showNotice("That comment has been removed by a moderator.");
+    showNotice(location.comment.status === "deleted" ? "That comment was deleted by its author." : "That comment has been removed by a moderator.");
   }
 }
 
@@ -770,7 +1097,10 @@ async function send(form, parentId, { body, question, key }) {
 /** The server stored this person's comment: show it at once, where it belongs. */
 function posted(comment, form) {
   own.add(comment.id);
-  if (comment.author && comment.author.id) myAuthorId = comment.author.id;
+  if (comment.author && comment.author.id && comment.author.id !== myAuthorId) {
+    myAuthorId = comment.author.id;
+    refreshOwnAll();
+  }
   if (!board.has(comment.id)) board.upsert(comment);
   if (comment.parent_id !== null) {
     if (openReply && openReply.id === comment.parent_id) closeReply({ focus: false });
@@ -1080,7 +1410,10 @@ async function main() {
     },
     onWatching: (n) => showWatching(ui.watching, n),
     onAuth: (message) => {
-      if (message.author_id !== null && message.author_id !== undefined) myAuthorId = message.author_id;
+      if (message.author_id !== null && message.author_id !== undefined && message.author_id !== myAuthorId) {
+        myAuthorId = message.author_id;
+        refreshOwnAll();
+      }
     },
     onNotice: (notice) => {
       if (notice.session !== slug) return;

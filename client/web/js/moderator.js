@@ -2,10 +2,17 @@
 // with author and time; one click or key removes or restores. Shows who removed what and when:
 // the remove/restore answers say removed_by/removed_at, and a `changed: false` answer means
 // another moderator got there first (shown as removed by them, not as an error). Opens and
-// closes the session. Keys: j/k move, x or Delete remove, u restore.
+// closes the session. Keys: j/k move, x or Delete remove, u restore. A comment its author
+// deleted shows as "Deleted by its author", with nothing to restore.
+//
+// The optional reason in the header goes with every action taken while it is filled in (the
+// server keeps it in the event's audit log). The audit log panel lists those actions, newest
+// first; it reloads after each action here and every 10 s while open. The CSV exports need the
+// token, so they are fetched and offered as a download (an object URL), not linked.
 
+import { ApiError, saveBlob } from "./api.js";
 import { h, fill, keepPosition, paragraphs, reconcile, setText, show } from "./dom.js";
-import { authorNodes, formatDateTime, moderatorName, removedText, timeElement } from "./format.js";
+import { authorNodes, formatDateTime, formatTime, moderatorName, removedText, timeElement } from "./format.js";
 import { acceptance, isPublic } from "./state.js";
 import { badges, parentKey, replyContext, staffScreen } from "./staff.js";
 
@@ -16,6 +23,15 @@ const stateEl = document.querySelector('[data-testid="session-state"]');
 const windowEl = document.querySelector(".m-window");
 const openButton = document.querySelector('[data-testid="open-session"]');
 const closeButton = document.querySelector('[data-testid="close-session"]');
+const reasonInput = document.querySelector('[data-testid="reason"]');
+const auditButton = document.querySelector('[data-testid="show-audit"]');
+const exportButton = document.querySelector('[data-testid="export-csv"]');
+const auditCsvButton = document.querySelector('[data-testid="audit-csv"]');
+const auditPanel = document.querySelector('[data-testid="audit"]');
+const auditRows = document.getElementById("audit-rows");
+const auditStatus = auditPanel.querySelector(".audit-status");
+const auditEmpty = auditPanel.querySelector(".audit-empty");
+const AUDIT_EVERY_MS = 10000;
 
 const nodes = new Map(); // id -> {article, comment, info, allowed}
 const removedInfo = new Map(); // id -> {by, at} (by null: a moderator, name unknown)
@@ -39,6 +55,7 @@ const screen = staffScreen({
   onGate: (allowed) => {
     canModerate = allowed;
     renderSession();
+    renderTools();
     render();
   },
 });
@@ -69,14 +86,16 @@ async function setState(open) {
   screen.hideError();
   const button = open ? openButton : closeButton;
   button.disabled = true;
+  const why = reason();
   try {
-    const result = open ? await api.open(screen.slug) : await api.close(screen.slug);
+    const result = open ? await api.open(screen.slug, why) : await api.close(screen.slug, why);
     if (result && result.session) screen.setSession(result.session);
     screen.say(open ? "The session is open for comments." : "The session is closed to comments.");
   } catch (error) {
     screen.failed(error, open ? "Opening the session" : "Closing the session");
   } finally {
     renderSession();
+    refreshAudit();
   }
 }
 
@@ -96,6 +115,7 @@ function fillNode(node, c) {
   const focused = article.contains(document.activeElement) && document.activeElement !== article ? document.activeElement.dataset.testid : null;
   const parent = c.parent_id !== null ? store.get(c.parent_id) : null;
   const removed = !isPublic(c);
+  const deleted = c.status === "deleted"; // by its author: nothing to restore
   const labelId = `m-author-${c.id}`;
   article.setAttribute("aria-labelledby", labelId);
   fill(
@@ -108,24 +128,33 @@ function fillNode(node, c) {
         ? h("span", { class: "author", testid: "author", id: labelId }, authorNodes(c.author, ""))
         : h("span", { class: "author hidden-author", id: labelId, text: c.number ? `Comment ${c.number}` : "A reply" }),
       timeElement(c.created_at),
+      c.edited_at ? h("span", { class: "edited", testid: "edited", title: `Edited ${formatDateTime(c.edited_at)}`, text: "(edited)" }) : null,
     ),
-    replyContext(c, parent, "a removed comment"),
+    replyContext(c, parent, { removed: "a removed comment", deleted: "a comment deleted by its author" }),
     badges(c, "Question for the presenter"),
     removed
-      ? h("p", { class: "redacted", text: "Its text is hidden while it is removed." })
+      ? h("p", { class: "redacted", text: deleted ? "Its author deleted it: its text is gone." : "Its text is hidden while it is removed." })
       : h("div", { class: "body", testid: "body" }, paragraphs(c.body)),
-    removed
+    deleted
       ? h("p", {
-          class: "removed-by",
-          testid: "removed-by",
-          title: info && info.by ? info.by : null,
-          text: removedText(info ? info.by : null, info ? info.at : null),
+          class: "removed-by deleted-by",
+          testid: "deleted-by",
+          text: `Deleted by its author${info && info.at ? ` at ${formatTime(info.at)}` : ""}`,
         })
-      : null,
+      : removed
+        ? h("p", {
+            class: "removed-by",
+            testid: "removed-by",
+            title: info && info.by ? info.by : null,
+            text: removedText(info ? info.by : null, info ? info.at : null),
+          })
+        : null,
     h(
       "div",
       { class: "m-actions" },
-      removed
+      deleted
+        ? null
+        : removed
         ? h("button", {
             type: "button",
             class: "button",
@@ -209,8 +238,9 @@ async function moderate(id, action) {
   screen.hideError();
   busy.add(id);
   nodes.get(id)?.article.setAttribute("aria-busy", "true");
+  const why = reason();
   try {
-    const result = action === "remove" ? await api.remove(id) : await api.restore(id);
+    const result = action === "remove" ? await api.remove(id, why) : await api.restore(id, why);
     store.upsert(result.comment);
     if (result.comment.status === "published") removedInfo.delete(id);
     else removedInfo.set(id, { by: result.removed_by, at: result.removed_at });
@@ -221,12 +251,35 @@ async function moderate(id, action) {
       screen.say(result.changed ? "Restored." : "It was already published.");
     }
   } catch (error) {
-    screen.failed(error, action === "remove" ? "Removing" : "Restoring");
+    if (!(await deletedMeanwhile(id, error))) screen.failed(error, action === "remove" ? "Removing" : "Restoring");
   } finally {
     busy.delete(id);
     nodes.get(id)?.article.removeAttribute("aria-busy");
     render();
+    refreshAudit();
   }
+}
+
+/**
+ * A comment its author deleted a moment ago (this console had not heard yet) cannot be
+ * removed: the server answers 409 not_allowed. Show it as deleted, not as an error.
+ */
+async function deletedMeanwhile(id, error) {
+  if (!(error instanceof ApiError) || error.code !== "not_allowed") return false;
+  try {
+    const { comment } = await api.locate(id);
+    if (comment.status !== "deleted") return false;
+    store.upsert({ ...comment, reply_count: store.get(id)?.reply_count ?? comment.reply_count });
+    screen.say("Its author has deleted that comment.");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The reason typed in the header, for the next actions ("" when none). */
+function reason() {
+  return reasonInput.value.trim();
 }
 
 // --- Keyboard ------------------------------------------------------------------------------------
@@ -270,12 +323,140 @@ document.addEventListener("keydown", (event) => {
     case "u":
       if (id === null) return;
       event.preventDefault();
-      if (!isPublic(store.get(id))) moderate(id, "restore");
+      if (store.get(id)?.status === "removed") moderate(id, "restore");
       break;
     default:
       break;
   }
 });
+
+// --- Reason, audit log and exports ---------------------------------------------------------------
+
+function renderTools() {
+  reasonInput.disabled = !canModerate;
+  auditButton.disabled = !canModerate;
+  exportButton.disabled = !canModerate || busyDownloads.has(exportButton);
+  auditCsvButton.disabled = !canModerate || busyDownloads.has(auditCsvButton);
+  if (!canModerate && !auditPanel.hidden) toggleAudit(false);
+}
+
+const ACTIONS = {
+  remove: "removed",
+  restore: "restored",
+  open: "opened comments",
+  close: "closed comments",
+};
+
+let auditTimer = null;
+let auditLoading = false;
+let auditAgain = false;
+
+function toggleAudit(open = auditPanel.hidden) {
+  auditPanel.hidden = !open;
+  auditButton.setAttribute("aria-expanded", open ? "true" : "false");
+  setText(auditButton, open ? "Hide audit log" : "Audit log");
+  clearInterval(auditTimer);
+  auditTimer = null;
+  if (open) {
+    auditTimer = setInterval(refreshAudit, AUDIT_EVERY_MS);
+    refreshAudit();
+  }
+}
+
+/** Load the audit log again (while the panel is open); one request at a time. */
+async function refreshAudit() {
+  if (auditPanel.hidden || !canModerate || !screen.session) return;
+  if (auditLoading) {
+    auditAgain = true;
+    return;
+  }
+  auditLoading = true;
+  auditPanel.setAttribute("aria-busy", "true");
+  try {
+    const log = await api.audit(screen.session.event);
+    renderAudit(log.entries || []);
+    setText(auditStatus, `Updated ${formatTime(new Date())}`);
+  } catch (error) {
+    setText(auditStatus, `Could not load the audit log: ${describeAuditError(error)}`);
+  } finally {
+    auditLoading = false;
+    auditPanel.removeAttribute("aria-busy");
+    if (auditAgain) {
+      auditAgain = false;
+      refreshAudit();
+    }
+  }
+}
+
+function describeAuditError(error) {
+  return error instanceof ApiError ? error.message || error.code : String(error?.message || error);
+}
+
+function renderAudit(entries) {
+  const rows = [...entries].reverse().map((entry) => {
+    const action = `${ACTIONS[entry.action] || entry.action}${entry.changed ? "" : " (already so)"}`;
+    let target = "—";
+    if (entry.comment_id !== null && entry.comment_id !== undefined) {
+      target = entry.session
+        ? h("a", {
+            href: `board.html?${new URLSearchParams({ session: entry.session, comment: String(entry.comment_id) })}`,
+            target: "_blank",
+            rel: "noopener",
+            text: `#${entry.comment_id}`,
+          })
+        : `#${entry.comment_id}`;
+    }
+    const elsewhere = entry.session && entry.session !== screen.slug ? ` (${entry.session})` : "";
+    return h(
+      "tr",
+      {
+        testid: "audit-entry",
+        data: { action: entry.action, commentId: entry.comment_id ?? null, changed: entry.changed ? "true" : "false" },
+      },
+      h("td", { class: "audit-time" }, timeElement(entry.at)),
+      h("td", { class: "audit-actor" }, h("bdi", { dir: "auto", title: entry.actor, text: entry.actor_name || entry.actor })),
+      h("td", { class: "audit-action", text: action }),
+      h("td", { class: "audit-comment" }, target, elsewhere),
+      h("td", { class: "audit-reason", dir: "auto", text: entry.reason || "" }),
+    );
+  });
+  auditRows.replaceChildren(...rows);
+  show(auditEmpty, rows.length === 0);
+}
+
+const busyDownloads = new Set();
+
+/** Fetch a CSV with the token and offer it as a download. */
+async function download(button, path, fallbackName) {
+  if (!canModerate || busyDownloads.has(button)) return;
+  screen.hideError();
+  busyDownloads.add(button);
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  try {
+    const { blob, filename } = await api.download(path, { format: "csv" });
+    saveBlob(blob, filename || fallbackName);
+    screen.say(`Downloaded ${filename || fallbackName}.`);
+  } catch (error) {
+    screen.failed(error, "Downloading");
+  } finally {
+    busyDownloads.delete(button);
+    button.removeAttribute("aria-busy");
+    renderTools();
+  }
+}
+
+auditButton.addEventListener("click", () => toggleAudit());
+exportButton.addEventListener("click", () => download(exportButton, api.sessionExportPath(screen.slug), `${screen.slug}.csv`));
+auditCsvButton.addEventListener("click", () => {
+  if (!screen.session) return;
+  download(auditCsvButton, api.auditPath(screen.session.event), `${screen.session.event}-audit.csv`);
+});
+reasonInput.addEventListener("keydown", (event) => {
+  // Enter in the reason field does not submit anything: the reason waits for the next action.
+  if (event.key === "Enter") event.preventDefault();
+});
+renderTools();
 
 olderButton.addEventListener("click", async () => {
   olderButton.disabled = true;

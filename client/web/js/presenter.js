@@ -1,7 +1,8 @@
 // The presenter feed (presenter.html): every comment and reply in arrival order, newest at the
 // bottom, in large type; it follows new comments while scrolled to the bottom. Filters: all,
 // top-level only, questions only, most helpful. A presenter highlights comments (a toggle)
-// and marks questions answered (POST /v1/comments/{id}/marks).
+// and marks questions answered (POST /v1/comments/{id}/marks). Comments removed by a
+// moderator or deleted by their author leave the feed; a reply to one says which.
 
 import { h, fill, reconcile, paragraphs, setText, show } from "./dom.js";
 import { authorNodes, timeElement } from "./format.js";
@@ -78,8 +79,9 @@ function fillNode(node, c) {
       c.number ? h("span", { class: "number", testid: "number", text: `${c.number}.` }) : null,
       h("span", { class: "author", testid: "author" }, authorNodes(c.author, "")),
       timeElement(c.created_at, { timeOnlyText: true }),
+      c.edited_at ? h("span", { class: "edited", testid: "edited", text: "(edited)" }) : null,
     ),
-    replyContext(c, parent, "a comment"),
+    replyContext(c, parent, { removed: "a comment", deleted: "a comment deleted by its author" }),
     badges(c, "Question"),
     h("div", { class: "body", testid: "body" }, paragraphs(c.body)),
     h(

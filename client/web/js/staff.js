@@ -160,10 +160,16 @@ export function staffScreen({ role, what, onChange, onSession, onGate }) {
   return screen;
 }
 
-/** "↳ reply to Maya" above a reply (``hidden`` names a parent that is not shown). */
+/**
+ * "↳ reply to Maya" above a reply. ``hidden`` names a parent that is not shown: a string, or
+ * {removed, deleted} by the parent's status (deleted: by its author).
+ */
 export function replyContext(c, parent, hidden) {
   if (c.parent_id === null) return null;
-  const name = parent && isPublic(parent) ? authorName(parent.author) : hidden;
+  let name;
+  if (parent && isPublic(parent)) name = authorName(parent.author);
+  else if (typeof hidden === "string") name = hidden;
+  else name = parent && parent.status === "deleted" ? hidden.deleted : hidden.removed;
   return h("p", { class: "context" }, "↳ reply to ", h("bdi", { dir: "auto", text: name }));
 }
 
