@@ -12,7 +12,12 @@ CREATE TABLE events (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     slug        text NOT NULL UNIQUE CHECK (slug ~ '^[a-z0-9][a-z0-9-]{0,63}$'),
     title       text NOT NULL CHECK (char_length(title) BETWEEN 1 AND 200),
-    created_at  timestamptz NOT NULL DEFAULT now()
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    -- Words refused outright, and words that hold a post for review, in this event.
+    banned_words     text[] NOT NULL DEFAULT '{}',
+    suspect_words    text[] NOT NULL DEFAULT '{}',
+    -- Shown to the author of a post held as a crisis.
+    support_message  text NOT NULL DEFAULT '' CHECK (char_length(support_message) <= 2000)
 );
 
 CREATE TABLE sessions (
@@ -33,6 +38,7 @@ CREATE TABLE sessions (
     comment_count integer NOT NULL DEFAULT 0 CHECK (comment_count >= 0),
     created_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now(),
+    premoderated  boolean NOT NULL DEFAULT false,
     CHECK (opens_at < closes_at)
 );
 CREATE INDEX sessions_event ON sessions (event_id);
@@ -63,11 +69,17 @@ CREATE TABLE comment_transitions (
 INSERT INTO comment_states (status, public, initial) VALUES
     ('published', true, true),
     ('removed', false, false),
-    ('deleted', false, false);  -- by its author
+    ('deleted', false, false),  -- by its author
+    ('held', false, true),      -- awaiting review
+    ('rejected', false, false);
 INSERT INTO comment_transitions (from_status, to_status) VALUES
     ('published', 'removed'),
     ('removed', 'published'),
-    ('published', 'deleted');
+    ('published', 'deleted'),
+    ('held', 'published'),      -- approved
+    ('held', 'rejected'),
+    ('held', 'deleted'),        -- its author withdrew it
+    ('published', 'held');      -- edited into something the rules hold
 
 CREATE TABLE comments (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -95,6 +107,12 @@ CREATE TABLE comments (
     highlighted_at  timestamptz,
     answered_at     timestamptz,
     helpful_count   integer NOT NULL DEFAULT 0 CHECK (helpful_count >= 0),
+    -- Why it is (or was) held: link, contact, suspect, crisis, personal, premoderation, ...
+    hold_reason  text,
+    -- What matched, for moderators.
+    hold_match   text,
+    reviewed_by  text,
+    reviewed_at  timestamptz,
     CHECK ((parent_id IS NULL) = (root_id IS NULL)),
     CHECK ((parent_id IS NULL) = (depth = 0)),
     CHECK (parent_id IS NULL OR number IS NULL),
@@ -102,6 +120,7 @@ CREATE TABLE comments (
     UNIQUE (session_id, author_id, client_key)
 );
 CREATE INDEX comments_thread ON comments (root_id, id) WHERE root_id IS NOT NULL;
+CREATE INDEX comments_held ON comments (session_id, id) WHERE status = 'held';
 
 -- Enforce the state machine on every write, whoever writes.
 CREATE FUNCTION comments_check_state() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -160,7 +179,8 @@ CREATE TABLE session_events (
     seq         bigint NOT NULL CHECK (seq > 0),
     kind        text NOT NULL CONSTRAINT session_events_kind_check CHECK (kind IN (
                     'comment.created', 'comment.edited', 'comment.removed', 'comment.restored',
-                    'comment.deleted', 'comment.marked', 'helpful.counts',
+                    'comment.deleted', 'comment.approved', 'comment.held', 'comment.marked',
+                    'helpful.counts',
                     'session.opened', 'session.closed', 'session.updated')),
     comment_id  bigint REFERENCES comments (id),
     at          timestamptz NOT NULL DEFAULT now(),

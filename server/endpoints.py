@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .auth import Identity, issue_token
-from .bus import user_topic
+from .bus import moderators_topic, user_topic
 from .errors import (
     BackchannelError,
     BadRequest,
@@ -21,22 +21,27 @@ from .errors import (
     Unauthorized,
     Unavailable,
 )
+from .moderation import screen
 from .protocol import (
     AuditEntry,
+    BulkReview,
     CommentEdit,
     CommentView,
     DemoIdentity,
+    EventRules,
     Health,
     MarkChange,
     ModeratorAction,
     NewComment,
     NewEvent,
     NewSession,
+    Queue,
+    ReviewResult,
     SessionPatch,
     encode,
 )
 from .services import Services, dev_tokens, signing_keys
-from .storage import SessionRecord
+from .storage import SessionRecord, comment_view
 from .text import TextError, clean_body
 
 T = TypeVar("T")
@@ -209,10 +214,13 @@ async def post_comment(request: Request) -> Response:
     who.require("attendee", session.event_slug)
     new = await read_json(request, NewComment)
     body = body_text(new.body)
+    hold = screen(session, body)
     result, event = await services(request).store.post(
-        session, who, body, new.parent_id, new.client_key, question=new.question
+        session, who, body, new.parent_id, new.client_key, question=new.question, hold=hold
     )
     await publish(request, session, event)
+    if hold is not None and result.created:
+        await tell_held(request, session, who.sub, result.comment, result.support_message)
     return JSONResponse(result, 201 if result.created else 200)
 
 
@@ -233,8 +241,12 @@ async def publish(request: Request, session: SessionRecord, event: bytes | None)
 async def edit_comment(request: Request) -> Response:
     who, cid, session = await comment_target(request, "attendee")
     edit = await read_json(request, CommentEdit)
-    result, event = await services(request).store.edit(session, cid, who, body_text(edit.body))
+    body = body_text(edit.body)
+    hold = screen(session, body, edit=True)
+    result, event = await services(request).store.edit(session, cid, who, body, hold)
     await publish(request, session, event)
+    if hold is not None and result.changed:
+        await tell_held(request, session, who.sub, result.comment, None)
     return JSONResponse(result)
 
 
@@ -278,6 +290,93 @@ async def moderate_comment(request: Request) -> Response:
         }
         await hub.publish_private(user_topic(author), encode(notice))
     return JSONResponse(result)
+
+
+async def tell_held(
+    request: Request,
+    session: SessionRecord,
+    author: str,
+    comment: CommentView,
+    support_message: str | None,
+) -> None:
+    """A held post is seen only by its author ("awaiting review", with the support message for
+    a crisis) and by the event's moderators (a queue item), each on their own channel."""
+    hub = services(request).hub
+    notice = {"type": "notice", "kind": "comment.held", "session": session.slug,
+              "comment": comment, "support_message": support_message}  # fmt: skip
+    await hub.publish_private(user_topic(author), encode(notice))
+    item = {"type": "queue", "kind": "held", "session": session.slug, "comment": comment}
+    await hub.publish_private(moderators_topic(session.event_slug), encode(item))
+
+
+async def review_comment(request: Request) -> Response:
+    who, cid, session = await comment_target(request, "moderator")
+    approve = request.url.path.endswith("/approve")
+    result = await review(request, session, cid, approve, who, await action_reason(request))
+    return JSONResponse(result)
+
+
+async def review(
+    request: Request,
+    session: SessionRecord,
+    cid: int,
+    approve: bool,
+    who: Identity,
+    reason: str,
+) -> ReviewResult:
+    """Approve or reject one held post; publish what changed; tell its author and the other
+    moderators."""
+    svc = services(request)
+    result, event, author = await svc.store.review(session, cid, approve, who, reason)
+    await publish(request, session, event)
+    if result.changed:
+        kind = "comment.approved" if approve else "comment.rejected"
+        notice = {"type": "notice", "kind": kind, "session": session.slug,
+                  "comment_id": cid, "reason": reason}  # fmt: skip
+        await svc.hub.publish_private(user_topic(author), encode(notice))
+        item = {"type": "queue", "kind": "reviewed", "session": session.slug, "comment_id": cid,
+                "status": result.comment.status, "reviewed_by": result.reviewed_by}  # fmt: skip
+        await svc.hub.publish_private(moderators_topic(session.event_slug), encode(item))
+    return result
+
+
+async def review_many(request: Request) -> Response:
+    """Approve or reject many held posts of the event at once, in the order given."""
+    event = request.path_params["event"]
+    who = caller(request)
+    who.require("moderator", event)
+    bulk = await read_json(request, BulkReview)
+    approve = request.url.path.endswith("/approve")
+    store = services(request).store
+    results = []
+    for cid in bulk.ids:
+        session = await store.comment_session(cid)
+        if session.event_slug != event:
+            raise BadRequest("bad_comment_id", f"comment {cid} is not in event {event!r}")
+        results.append(await review(request, session, cid, approve, who, bulk.reason))
+    return JSONResponse(results)
+
+
+async def review_queue(request: Request) -> Response:
+    event = request.path_params["event"]
+    caller(request).require("moderator", event)
+    held = await services(request).store.queue(event)
+    items = [comment_view(row, slug, redact=False) for slug, row in held]
+    return JSONResponse(Queue(event=event, items=items))
+
+
+async def get_event_rules(request: Request) -> Response:
+    event = request.path_params["event"]
+    caller(request).require("moderator", event)
+    return JSONResponse(await services(request).store.event_rules(event))
+
+
+async def set_event_rules(request: Request) -> Response:
+    event = request.path_params["event"]
+    who = caller(request)
+    who.require("moderator", event)
+    rules = await read_json(request, EventRules)
+    return JSONResponse(await services(request).store.set_event_rules(event, rules, who))
 
 
 async def delete_comment(request: Request) -> Response:

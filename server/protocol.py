@@ -23,6 +23,8 @@ EVENT_KINDS = (
     "comment.removed",
     "comment.restored",
     "comment.deleted",
+    "comment.approved",
+    "comment.held",
     "comment.marked",
     "helpful.counts",
     "session.opened",
@@ -86,6 +88,9 @@ class CommentView(msgspec.Struct, frozen=True):
     answered_at: datetime | None
     """Set by a presenter: "answered live at 14:32"."""
     helpful_count: int
+    hold_reason: str | None
+    """Why it awaits review (``link``, ``contact``, ``crisis``, ...): shown only to its author
+    and to moderators; null in every public view."""
 
 
 class ThreadView(msgspec.Struct, frozen=True):
@@ -113,12 +118,28 @@ class SessionView(msgspec.Struct, frozen=True):
     head: int
     """The seq of the session's newest event: connect the feed with ``since=head``."""
     server_time: datetime
+    premoderated: bool
+    """Every post waits for a moderator's approval."""
 
 
 class EventInfo(msgspec.Struct, frozen=True):
     slug: str
     title: str
     sessions: list[str]
+
+
+Word = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class EventRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """An event's own rules, set by its moderators: words refused outright, words that hold a
+    post for review, and the support message shown to the author of a post held as a crisis."""
+
+    banned_words: list[Word] | msgspec.UnsetType = msgspec.UNSET
+    suspect_words: list[Word] | msgspec.UnsetType = msgspec.UNSET
+    support_message: Annotated[str, msgspec.Meta(max_length=2000)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
 
 
 class ReplyCount(msgspec.Struct, frozen=True):
@@ -172,8 +193,11 @@ class RepliesPage(msgspec.Struct, frozen=True):
 class PostResult(msgspec.Struct, frozen=True):
     comment: CommentView
     seq: int | None
-    """The event's seq, or None when a retried post (same ``client_key``) was already stored."""
+    """The event's seq, or None when a retried post (same ``client_key``) was already stored,
+    or when it is held for review (no one else sees it until approved)."""
     created: bool
+    support_message: str | None = None
+    """For a post held as ``crisis``: the event's support message, to show its author."""
 
 
 class EditResult(msgspec.Struct, frozen=True):
@@ -234,6 +258,29 @@ class ModeratorAction(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
 
 
+class ReviewResult(msgspec.Struct, frozen=True):
+    """A moderator's approval or rejection of a held post. ``changed`` false: another moderator
+    reviewed it first (``reviewed_by``, ``reviewed_at`` say who and when), nothing was written."""
+
+    comment: CommentView
+    changed: bool
+    reviewed_by: str | None
+    reviewed_at: datetime | None
+    seq: int | None
+
+
+class BulkReview(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    ids: Annotated[list[int], msgspec.Meta(min_length=1, max_length=500)]
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+class Queue(msgspec.Struct, frozen=True):
+    """Held posts of an event, crises first, then oldest first; unredacted, for moderators."""
+
+    event: str
+    items: list[CommentView]
+
+
 class AuditEntry(msgspec.Struct, frozen=True):
     """One moderator action: who, when, what and why; ``changed`` false when it was already so."""
 
@@ -273,6 +320,7 @@ class NewSession(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     state: Literal["open", "closed"] = "open"
     opens_at: datetime | None = None
     closes_at: datetime | None = None
+    premoderated: bool = False
 
 
 class SessionPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -284,6 +332,7 @@ class SessionPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit
     prompt: Annotated[str, msgspec.Meta(max_length=500)] | msgspec.UnsetType = msgspec.UNSET
     opens_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
     closes_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
+    premoderated: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class DemoIdentity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

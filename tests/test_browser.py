@@ -702,7 +702,7 @@ async def test_screens_have_no_serious_accessibility_violations(demo: Board, tab
 
 async def test_board_fits_a_375_pixel_wide_phone(demo: Board, board: Board, tabs: Tabs) -> None:
     async with board.api(**MAYA) as api:
-        long = "https://example.org/" + "a-very-long-unbroken-path-" * 8
+        long = "Pneumonoultramicroscopicsilicovolcanoconiosis-" * 8  # no space to wrap at
         posted = await api.post(board.session, f"Look at {long} please")
         await api.post(board.session, "A reply 🙏" * 30, parent_id=posted["comment"]["id"])
     for shown in (demo, board):

@@ -235,7 +235,7 @@ async def test_moderator_reason_reaches_the_audit_log_and_its_csv(
     other = Person(board, "moderator", name="Dana")
     async with chidi.api() as api:
         kept = (await api.post(board.session, "A comment that stays"))["comment"]["id"]
-        removed = (await api.post(board.session, "Can anyone refer me to a clinic?"))["comment"]
+        removed = (await api.post(board.session, "Off-topic chatter about parking"))["comment"]
         twice = (await api.post(board.session, "Removed twice"))["comment"]["id"]
     async with other.api() as api:
         await api.request("POST", f"/v1/comments/{twice}/remove", json={"reason": "spam"})

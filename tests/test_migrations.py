@@ -92,6 +92,10 @@ async def test_state_machine_is_enforced_by_the_database(database_url: str) -> N
             ("published", "removed"),
             ("removed", "published"),
             ("published", "deleted"),
+            ("held", "published"),
+            ("held", "rejected"),
+            ("held", "deleted"),
+            ("published", "held"),
         }
         async with conn.transaction():
             event = await conn.fetchval(

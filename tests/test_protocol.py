@@ -64,6 +64,7 @@ def comment(status: str = "published", body: str | None = "Thank you 🙏") -> C
         highlighted_at=None,
         answered_at=None,
         helpful_count=0,
+        hold_reason=None,
     )
 
 

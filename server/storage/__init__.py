@@ -12,14 +12,14 @@ Methods return the change's event already encoded (``bytes``) for the hub to pub
 
 from __future__ import annotations
 
-from .base import SessionRecord, comment_view
-from .comments import CommentStore
+from .base import Hold, SessionRecord, comment_view
 from .reads import ExportStore, ReadStore
+from .review import ReviewStore
 from .sessions import SessionStore
 
 
-class Store(SessionStore, CommentStore, ReadStore, ExportStore):
+class Store(SessionStore, ReviewStore, ReadStore, ExportStore):
     """The whole store: sessions, comments and reads share one pool."""
 
 
-__all__ = ["SessionRecord", "Store", "comment_view"]
+__all__ = ["Hold", "SessionRecord", "Store", "comment_view"]

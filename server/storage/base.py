@@ -7,7 +7,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
@@ -37,7 +37,8 @@ PUBLIC = list(PUBLIC_STATES)
 COMMENT = """
     c.id, c.session_id, c.parent_id, c.root_id, c.depth, c.number, c.status, c.body,
     c.reply_count, c.created_at, c.edited_at, c.removed_at, c.removed_by, c.author_id,
-    c.question, c.highlighted_at, c.answered_at, c.helpful_count,
+    c.question, c.highlighted_at, c.answered_at, c.helpful_count, c.hold_reason, c.hold_match,
+    c.reviewed_by, c.reviewed_at, c.session_id,
     a.name, a.profession, a.city, a.region, a.country, a.external_id
 """
 COMMENT_FROM = "comments c JOIN authors a ON a.id = c.author_id"
@@ -46,7 +47,8 @@ SHOWN = "(c.status = ANY($PUBLIC) OR c.reply_count > 0)"
 
 SESSION = """
     s.id, s.event_id, e.slug AS event_slug, s.slug, s.title, s.speakers, s.prompt, s.state,
-    s.opens_at, s.closes_at, s.last_seq, s.comment_count
+    s.opens_at, s.closes_at, s.last_seq, s.comment_count, s.premoderated, e.banned_words,
+    e.suspect_words, e.support_message
 """
 SESSION_FROM = "sessions s JOIN events e ON e.id = s.event_id"
 # The posting window, checked in the same statement that takes the seq.
@@ -76,6 +78,10 @@ class SessionRecord:
     closes_at: datetime | None
     last_seq: int
     comment_count: int
+    premoderated: bool = False
+    banned_words: list[str] = field(default_factory=list)
+    suspect_words: list[str] = field(default_factory=list)
+    support_message: str = ""
 
     def view(self) -> SessionView:
         now = datetime.now(UTC)
@@ -96,12 +102,17 @@ class SessionRecord:
             accepting=accepting,
             total=self.comment_count,
             head=self.last_seq,
+            premoderated=self.premoderated,
             server_time=now,
         )
 
 
-def comment_view(row: asyncpg.Record | dict[str, Any], session: str) -> CommentView:
-    public = row["status"] in PUBLIC_STATES
+def comment_view(
+    row: asyncpg.Record | dict[str, Any], session: str, *, redact: bool = True
+) -> CommentView:
+    """The comment as a watcher sees it: not public, it is redacted (no body, no author) unless
+    ``redact`` is False, for its own author and for moderators."""
+    public = row["status"] in PUBLIC_STATES or not redact
     author = (
         AuthorView(
             id=row["author_id"],
@@ -131,6 +142,7 @@ def comment_view(row: asyncpg.Record | dict[str, Any], session: str) -> CommentV
         highlighted_at=row["highlighted_at"],
         answered_at=row["answered_at"],
         helpful_count=row["helpful_count"],
+        hold_reason=row["hold_reason"] if public else None,
     )
 
 
@@ -228,6 +240,22 @@ async def next_seq(conn: asyncpg.Connection, session: SessionRecord, *, acceptin
     if seq is None:
         raise Conflict("session_closed", f"comments are closed for session {session.slug!r}")
     return seq
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Why a post is held for review, and what matched (for moderators)."""
+
+    reason: str
+    match: str = ""
+
+
+async def check_accepting(conn: asyncpg.Connection, session: SessionRecord) -> None:
+    """:class:`Conflict` unless the session takes posts now (open, and inside its window)."""
+    if not await conn.fetchval(
+        f"SELECT true FROM sessions s WHERE s.id = $1 AND {ACCEPTING}", session.id
+    ):
+        raise Conflict("session_closed", f"comments are closed for session {session.slug!r}")
 
 
 async def audit(

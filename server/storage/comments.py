@@ -27,11 +27,13 @@ from .base import (
     COMMENT_FROM,
     SESSION,
     SESSION_FROM,
+    Hold,
     SessionRecord,
     StoreBase,
     Unchanged,
     ancestors,
     audit,
+    check_accepting,
     comment_view,
     helpful_counts,
     next_seq,
@@ -82,11 +84,13 @@ class CommentStore(StoreBase):
         client_key: str | None,
         *,
         question: bool = False,
+        hold: Hold | None = None,
         at: datetime | None = None,
     ) -> tuple[PostResult, bytes | None]:
-        """Store a comment (``at``: its time, when importing) and log its event. A retry with a
-        ``client_key`` already used by this author in this session returns the stored comment
-        and no event."""
+        """Store a comment (``at``: its time, when importing) and log its event; or, with
+        ``hold``, store it held for review, seen by no one but its author and the moderators
+        (no event). A retry with a ``client_key`` already used by this author in this session
+        returns the stored comment and no event."""
         async with self._connection() as conn:
             author_id = await self._author_id(conn, who)
             if client_key is not None:
@@ -96,7 +100,7 @@ class CommentStore(StoreBase):
             try:
                 async with conn.transaction():
                     return await self._insert(
-                        conn, session, author_id, body, parent_id, client_key, question, at
+                        conn, session, author_id, body, parent_id, client_key, question, hold, at
                     )
             except asyncpg.UniqueViolationError:
                 # A concurrent retry with the same client key committed first.
@@ -117,7 +121,7 @@ class CommentStore(StoreBase):
         )
         if row is None:
             return None
-        return PostResult(comment=comment_view(row, session.slug), seq=None, created=False)
+        return PostResult(comment=own_view(row, session), seq=None, created=False)
 
     async def _insert(
         self,
@@ -128,17 +132,21 @@ class CommentStore(StoreBase):
         parent_id: int | None,
         client_key: str | None,
         question: bool,
+        hold: Hold | None,
         at: datetime | None,
-    ) -> tuple[PostResult, bytes]:
-        seq = await next_seq(conn, session, accepting=True)
+    ) -> tuple[PostResult, bytes | None]:
+        seq = await next_seq(conn, session, accepting=True) if hold is None else None
+        if hold is not None:
+            await check_accepting(conn, session)
         root_id, depth = None, 0
         if parent_id is not None:
             root_id, depth = await self._parent(conn, session, parent_id)
         row = await conn.fetchrow(
             f"""WITH c AS (
                     INSERT INTO comments (session_id, author_id, parent_id, root_id, depth, body,
-                                          status, client_key, question, created_at)
-                    VALUES ($1, $2, $3, $4, $5, $6, 'published', $7, $8, coalesce($9, now()))
+                                          status, client_key, question, created_at,
+                                          hold_reason, hold_match)
+                    VALUES ($1, $2, $3, $4, $5, $6, $10, $7, $8, coalesce($9, now()), $11, $12)
                     RETURNING *)
                 SELECT {COMMENT} FROM c JOIN authors a ON a.id = c.author_id""",
             session.id,
@@ -150,8 +158,17 @@ class CommentStore(StoreBase):
             client_key,
             question,
             at,
+            "published" if hold is None else "held",
+            hold.reason if hold else None,
+            hold.match if hold else None,
         )
         assert row is not None
+        if hold is not None or seq is None:
+            log.info(
+                "session %s: comment %d held (%s)", session.slug, row["id"], row["hold_reason"]
+            )
+            support = session.support_message if row["hold_reason"] == "crisis" else None
+            return PostResult(own_view(row, session), None, True, support or None), None
         comment, event = await self._comment_event(conn, session, "comment.created", seq, row)
         return PostResult(comment=comment, seq=seq, created=True), event
 
@@ -213,11 +230,22 @@ class CommentStore(StoreBase):
         return SessionRecord(**dict(session))
 
     async def edit(
-        self, session: SessionRecord, comment_id: int, who: Identity, body: str
+        self,
+        session: SessionRecord,
+        comment_id: int,
+        who: Identity,
+        body: str,
+        hold: Hold | None = None,
     ) -> tuple[EditResult, bytes | None]:
         """Change one's own comment's text while the session takes posts, within
-        ``EDIT_WINDOW_SECONDS`` of posting; the same text again changes nothing."""
-        update = f"""UPDATE comments c SET body = $2, edited_at = now() FROM authors a
+        ``EDIT_WINDOW_SECONDS`` of posting; the same text again changes nothing. With ``hold``
+        (the rules hold the new text) it goes back to the review queue: every other screen
+        sees it leave (``comment.held``, redacted)."""
+        update = f"""UPDATE comments c SET body = $2, edited_at = now(),
+                        status = CASE WHEN $4::text IS NULL THEN c.status ELSE 'held' END,
+                        hold_reason = coalesce($4, c.hold_reason),
+                        hold_match = coalesce($5, c.hold_match)
+                    FROM authors a
                     WHERE c.id = $1 AND a.id = c.author_id AND a.external_id = $3
                       AND c.status = 'published' AND c.body <> $2
                       AND c.created_at > now() - interval '{EDIT_WINDOW_SECONDS} seconds'"""
@@ -232,9 +260,16 @@ class CommentStore(StoreBase):
                     f"comments can be edited for {EDIT_WINDOW_SECONDS // 60} minutes after posting",
                 )
 
-        return await self._change(
-            session, comment_id, "comment.edited", update, [body, who.sub], True, refuse
-        )
+        kind = "comment.edited" if hold is None else "comment.held"
+        args: list[object] = [body, who.sub, hold.reason if hold else None]
+        args.append(hold.match if hold else None)
+        result, event = await self._change(session, comment_id, kind, update, args, True, refuse)
+        if hold is not None and result.changed:
+            # The author still sees their text, awaiting review.
+            async with self._connection() as conn:
+                row = await self._comment(conn, comment_id)
+            result = EditResult(own_view(row, session), True, result.seq)
+        return result, event
 
     async def mark(
         self, session: SessionRecord, comment_id: int, mark: str, on: bool
@@ -402,6 +437,12 @@ class CommentStore(StoreBase):
         except Unchanged as unchanged:
             assert isinstance(unchanged.result, EditResult)
             return unchanged.result, None
+
+
+def own_view(row: asyncpg.Record, session: SessionRecord) -> CommentView:
+    """A comment as its own author sees it: held ones too ("awaiting review"), never one a
+    moderator removed."""
+    return comment_view(row, session.slug, redact=row["status"] not in ("published", "held"))
 
 
 def moderation(row: asyncpg.Record, session: SessionRecord, seq: int | None) -> ModerationResult:

@@ -10,7 +10,15 @@ import msgspec
 
 from ..auth import Identity
 from ..errors import BadRequest, Conflict, NotFound
-from ..protocol import Event, EventInfo, NewSession, SessionChange, SessionPatch, encode_event
+from ..protocol import (
+    Event,
+    EventInfo,
+    EventRules,
+    NewSession,
+    SessionChange,
+    SessionPatch,
+    encode_event,
+)
 from .base import SessionRecord, StoreBase, audit
 
 log = logging.getLogger("backchannel.store")
@@ -47,8 +55,8 @@ class SessionStore(StoreBase):
             try:
                 row = await conn.fetchrow(
                     """INSERT INTO sessions (event_id, slug, title, speakers, prompt, state,
-                                             opens_at, closes_at)
-                       SELECT id, $2, $3, $4, $5, $6, $7, $8 FROM events WHERE slug = $1
+                                             opens_at, closes_at, premoderated)
+                       SELECT id, $2, $3, $4, $5, $6, $7, $8, $9 FROM events WHERE slug = $1
                        RETURNING id""",
                     event,
                     new.slug,
@@ -58,6 +66,7 @@ class SessionStore(StoreBase):
                     new.state,
                     new.opens_at,
                     new.closes_at,
+                    new.premoderated,
                 )
             except asyncpg.UniqueViolationError:
                 raise Conflict(
@@ -70,6 +79,40 @@ class SessionStore(StoreBase):
     async def session(self, slug: str) -> SessionRecord:
         async with self._connection() as conn:
             return await self._session(conn, "s.slug = $1", slug)
+
+    async def event_rules(self, event: str) -> EventRules:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT banned_words, suspect_words, support_message FROM events WHERE slug = $1",
+                event,
+            )
+        if row is None:
+            raise NotFound("unknown_event", f"no event has slug {event!r}")
+        return EventRules(**dict(row))
+
+    async def set_event_rules(self, event: str, rules: EventRules, who: Identity) -> EventRules:
+        """Change an event's word lists or support message (audited as ``rules``)."""
+        fields = patch_fields(rules)
+        if not fields:
+            raise BadRequest("empty_patch", "nothing to change")
+        sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(fields, start=2))
+        async with self._connection() as conn, conn.transaction():
+            found = await conn.fetchval(
+                f"UPDATE events SET {sets} WHERE slug = $1 RETURNING id", event, *fields.values()
+            )
+            if found is None:
+                raise NotFound("unknown_event", f"no event has slug {event!r}")
+            await conn.execute(
+                """INSERT INTO audit_log (event_id, actor, actor_name, role, action, reason,
+                                          changed)
+                   VALUES ($1, $2, $3, $4, 'rules', $5, true)""",
+                found,
+                who.sub,
+                who.name,
+                who.role,
+                ", ".join(sorted(fields)),
+            )
+        return await self.event_rules(event)
 
     async def head(self, session_id: int) -> int:
         async with self._connection() as conn:
@@ -149,7 +192,7 @@ class SessionStore(StoreBase):
         return SessionChange(session=view, changed=True, seq=seq), encode_event(event)
 
 
-def patch_fields(patch: SessionPatch) -> dict[str, object]:
+def patch_fields(patch: SessionPatch | EventRules) -> dict[str, object]:
     return {
         f.name: getattr(patch, f.name)
         for f in msgspec.structs.fields(patch)
