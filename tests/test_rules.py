@@ -1,4 +1,4 @@
-"""The community rules engine (``server/rules.py`` and the lists in ``server/rules/``).
+"""The community rules engine (the package ``server/rules/`` and its lists, ``*.toml``).
 
 Pure tests: no server, database or network. The corpus (``tests/corpus/posts.jsonl``) is
 judged split by split; ``docs/moderation.md`` reports the same tables.
