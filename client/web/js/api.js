@@ -156,6 +156,20 @@ export function createApi({ base = "", tokens = null } = {}) {
     download: (path, query) => request("GET", path, { query, raw: true, timeout: 60000 }),
     sessionExportPath: (slug) => `${slugPath(slug)}/export`,
     auditPath: (event) => `${eventPath(event)}/audit`,
+    /** The caller's own posts of a session that others cannot see (held, rejected): {items}. */
+    mine: (slug) => request("GET", `${slugPath(slug)}/mine`),
+    /** The event's review queue (moderators): {event, items}, crises first, then oldest. */
+    queue: (event) => request("GET", `${eventPath(event)}/queue`),
+    approve: (id, reason) => request("POST", `${commentPath(id)}/approve`, because(reason)),
+    reject: (id, reason) => request("POST", `${commentPath(id)}/reject`, because(reason)),
+    /** Approve or reject many queued posts at once: one ReviewResult per id, in order. */
+    reviewMany: (event, approve, ids, reason) =>
+      request("POST", `${eventPath(event)}/queue/${approve ? "approve" : "reject"}`, {
+        body: { ids, reason: String(reason ?? "").trim() },
+      }),
+    /** The event's own word lists and support message (moderators). */
+    rules: (event) => request("GET", `${eventPath(event)}/rules`),
+    saveRules: (event, patch) => request("PATCH", `${eventPath(event)}/rules`, { body: patch }),
   };
 }
 
@@ -219,6 +233,10 @@ export function describeError(error, action = "That") {
       return "This session does not exist.";
     case "unknown_comment":
       return "That comment does not exist.";
+    case "banned_word":
+      return "Your comment contains a word this event does not allow: it was not posted. Your text is kept here.";
+    case "empty_patch":
+      return "Nothing to save.";
     case "request_too_large":
       return "That is too much text to send at once.";
     case "database_unavailable":

@@ -11,11 +11,17 @@
 // - A person's own comments (posted here, or whose author id is the one the feed's auth.ok or a
 //   post's answer named) get Edit (for 5 minutes after posting, while comments are open; a
 //   timer hides it when that time is up) and Delete (any time, confirmed inside the page).
+// - A post the rules hold for review is seen by its author only: it shows in its place marked
+//   "Awaiting review" (with the event's support message for a crisis) until a moderator approves
+//   it (the public comment.approved event shows it to everyone) or rejects it ("Not published",
+//   with the reason, until its author dismisses it). `pending` keeps these own posts; events
+//   carry them redacted, so the author's own text is laid over what the events say.
 
 import { ApiError, createApi, describeError, wakeRetries } from "./api.js";
 import { Announcer, byTestId, fill, h, keepPosition, paragraphs, setText, show, store as local, uuid } from "./dom.js";
 import { answeredText, authorName, authorNodes, count, formatDateTime, formatTime, timeElement } from "./format.js";
 import { Live } from "./live.js";
+import { authorReason, rejectedText, rejectionReason, tabStore } from "./review.js";
 import { CommentStore, WindowWatch, isPublic, isShown } from "./state.js";
 import { Tokens } from "./token.js";
 import { fatal, pageParams, showStatus, showTotal, showWatching, signInForm, tokenNeeded, whoami } from "./ui.js";
@@ -80,6 +86,8 @@ let live = null;
 let marked = new Set();
 let lastHead = 0; // the head of the last page loaded (where a feed starts)
 let tokensSettled = false;
+const pending = new Map(); // id -> {comment, support, reason}: own posts others cannot see
+let mineMissing = false; // the server has no GET …/mine (404 not_found): do not ask again
 
 const windowWatch = new WindowWatch((isAccepting, changed) => setAccepting(isAccepting, changed));
 
@@ -205,6 +213,7 @@ function onTokenChange() {
     ownerSub = sub;
     own.clear();
     myAuthorId = null;
+    for (const id of [...pending.keys()]) forgetOwn(id);
   }
   loadMarked();
   renderCompose();
@@ -323,6 +332,14 @@ function fillMain(node, c) {
     if (on) article.dataset[attr] = "true";
     else delete article.dataset[attr];
   }
+  if (isPending(c)) {
+    fillPending(node, c);
+    return;
+  }
+  if (node.pendingKey) {
+    node.pendingKey = null;
+    node.public = null; // rebuilt below
+  }
   const visibleNow = isPublic(c);
   if (node.public !== visibleNow || (!visibleNow && node.placeholderFor !== c.status)) {
     node.public = visibleNow;
@@ -369,14 +386,17 @@ function fillMain(node, c) {
 }
 
 function placeholderText(c) {
-  return c.status === "deleted" ? "Comment deleted by its author" : "Removed by a moderator";
+  if (c.status === "deleted") return "Comment deleted by its author";
+  return c.status === "held" ? "Hidden while a moderator reviews it" : "Removed by a moderator";
 }
 
 // --- One's own comments: edit (for 5 minutes) and delete --------------------------------------------
 
 /** Whether this person wrote the comment (a comment not public shows no author, so: no). */
 function isMine(c) {
-  if (!tokens.current || !isPublic(c)) return false;
+  if (!tokens.current) return false;
+  if (isPending(c)) return true;
+  if (!isPublic(c)) return false;
   return own.has(c.id) || (myAuthorId !== null && Boolean(c.author) && c.author.id === myAuthorId);
 }
 
@@ -386,7 +406,7 @@ function editDeadline(c) {
 }
 
 function canEdit(c) {
-  return isMine(c) && accepting === true && !editClosed.has(c.id) && Date.now() < editDeadline(c);
+  return isPublic(c) && isMine(c) && accepting === true && !editClosed.has(c.id) && Date.now() < editDeadline(c);
 }
 
 /** Run refreshOwnAll() when the next Edit button's window closes. */
@@ -486,7 +506,7 @@ function renderOwn(node, c) {
 function confirmDelete(id, on) {
   const node = nodes.get(id);
   const c = board.get(id);
-  if (!node || !c || !node.public) return;
+  if (!node || !c || !(node.public || isPending(c)) || !node.parts?.actions) return;
   node.confirming = on;
   renderOwn(node, c);
   const slot = node.parts.actions.querySelector(".own-actions");
@@ -502,7 +522,9 @@ async function deleteOwn(id) {
   try {
     const result = await api.delete(id);
     const current = board.get(id);
-    if (current && isPublic(current) && !isPublic(result.comment)) {
+    if (pending.has(id)) {
+      forgetOwn(id, { ...result.comment, reply_count: current ? current.reply_count : 0 });
+    } else if (current && isPublic(current) && !isPublic(result.comment)) {
       // Counts come from events (values to set); keep the ones this page already has.
       board.upsert({ ...result.comment, reply_count: current.reply_count, helpful_count: current.helpful_count });
     }
@@ -512,7 +534,7 @@ async function deleteOwn(id) {
       fresh.confirming = false;
     }
     const c = board.get(id);
-    if (fresh && c && !isShown(c)) {
+    if (fresh && c && !visibleHere(c)) {
       // It vanishes: focus moves to what follows it (or its thread, or the list's heading).
       const article = fresh.article;
       const next = article.nextElementSibling || article.previousElementSibling || article.parentElement.closest('[data-testid="comment"]');
@@ -529,7 +551,7 @@ async function deleteOwn(id) {
       fresh.busy = false;
       fresh.confirming = false;
       const c = board.get(id);
-      if (c && fresh.public) renderOwn(fresh, c);
+      if (c && (fresh.public || isPending(c))) renderOwn(fresh, c);
     }
     showError(describeError(error, "Deleting your comment"), fresh?.slot || null);
   }
@@ -623,6 +645,15 @@ async function saveEdit(id, form) {
   lock(form, true, "Saving…");
   try {
     const result = await api.edit(id, body);
+    if (result.comment.status === "held") {
+      // The edit brought it back to the review queue: others no longer see it.
+      lock(form, false, "");
+      closeEdit(id, { focus: false });
+      keepPosition(".c-main", () => keepOwn(result.comment));
+      nodes.get(id)?.article.focus({ preventScroll: true });
+      ui.announcer.say("Your edit is awaiting review: a moderator will look at it before others see your comment again.");
+      return;
+    }
     const current = board.get(id);
     const edited = result.comment;
     if (current && isPublic(current) && (!current.edited_at || Date.parse(edited.edited_at) >= Date.parse(current.edited_at))) {
@@ -648,6 +679,233 @@ async function saveEdit(id, form) {
   }
 }
 
+// --- One's own posts that others cannot see: awaiting review (held), or not published ----------
+
+/** One's own post that only its author sees: held for review, or rejected. */
+function isPending(c) {
+  return Boolean(c) && (c.status === "held" || c.status === "rejected") && pending.has(c.id);
+}
+
+/** Shown on this board: what everyone sees (state.js), and one's own pending posts. */
+function visibleHere(c) {
+  return isShown(c) || isPending(c);
+}
+
+/** Top-level order, newest first: one's own posts without a number yet (held) come first. */
+function topKey(c) {
+  return c.number ?? Infinity;
+}
+
+function comesBefore(c, other) {
+  if (c.parent_id !== null) return c.id < other.id;
+  return topKey(c) > topKey(other) || (topKey(c) === topKey(other) && c.id > other.id);
+}
+
+const supportKey = () => `backchannel.support.${slug}.${tokens.claims?.sub || ""}`;
+
+function supportFor(id) {
+  return (tabStore.get(supportKey()) || {})[id] || null;
+}
+
+function rememberSupport(id, text, keep = true) {
+  const all = tabStore.get(supportKey()) || {};
+  if (keep) all[id] = text;
+  else delete all[id];
+  tabStore.set(supportKey(), all);
+}
+
+function dismissedKey() {
+  const sub = tokens.claims?.sub;
+  return sub ? `backchannel.dismissed.${sub}` : null;
+}
+
+function isDismissed(id) {
+  const key = dismissedKey();
+  const ids = key ? local.get(key) : null;
+  return Array.isArray(ids) && ids.includes(id);
+}
+
+/**
+ * Keep (or update) one's own held or rejected post and show it in its place: a top-level post
+ * above the numbered ones (on the newest page), a reply under its parent.
+ */
+function keepOwn(comment, { support = null, reason = null } = {}) {
+  if (!tokens.current || (comment.status !== "held" && comment.status !== "rejected")) return;
+  const before = pending.get(comment.id);
+  if (support) rememberSupport(comment.id, support);
+  pending.set(comment.id, {
+    comment,
+    support: support || before?.support || supportFor(comment.id),
+    reason: reason ?? before?.reason ?? null,
+  });
+  own.add(comment.id);
+  lay(comment.id);
+}
+
+/** Put a pending post into this page's store and DOM, when it belongs on this page. */
+function lay(id) {
+  const { comment } = pending.get(id);
+  const current = board.get(id);
+  if (comment.parent_id === null) {
+    if (!atNewest && !tops.has(id)) return;
+    tops.add(id);
+  } else if (!board.has(comment.parent_id)) {
+    return;
+  }
+  board.upsert({ ...comment, reply_count: current ? current.reply_count : comment.reply_count });
+  sync(id);
+}
+
+/** After a page load: lay the pending posts that belong on it; drop those it shows public. */
+function layPending() {
+  for (const [id, { comment }] of [...pending]) {
+    const current = board.get(id);
+    if (current && current.status !== "held" && current.status !== "rejected") {
+      pending.delete(id);
+      continue;
+    }
+    const here = comment.parent_id === null ? atNewest || tops.has(id) : board.has(comment.parent_id);
+    if (!here) continue;
+    if (comment.parent_id === null) tops.add(id);
+    board.upsert({ ...comment, reply_count: current ? current.reply_count : comment.reply_count });
+  }
+}
+
+/** Stop showing a pending post (someone else signed in, it was dismissed or deleted). */
+function forgetOwn(id, replacement = null) {
+  const entry = pending.get(id);
+  if (!entry) return;
+  pending.delete(id);
+  rememberSupport(id, null, false);
+  const current = board.get(id);
+  if (current) board.upsert(replacement || { ...current, body: null, author: null });
+  sync(id);
+}
+
+function rejectOwn(id, reason) {
+  const entry = pending.get(id);
+  if (!entry) return false;
+  keepPosition(".c-main", () => keepOwn({ ...entry.comment, status: "rejected" }, { reason: reason ?? "" }));
+  return true;
+}
+
+function dismissOwn(id) {
+  const article = nodes.get(id)?.article;
+  const next = article && (article.nextElementSibling || article.previousElementSibling || article.parentElement.closest('[data-testid="comment"]'));
+  const key = dismissedKey();
+  if (key) local.set(key, [...(local.get(key) || []), id].slice(-500));
+  keepPosition(".c-main", () => forgetOwn(id));
+  renderEmpty();
+  (next && next.isConnected && next.matches('[data-testid="comment"], .total') ? next : ui.total).focus({ preventScroll: true });
+  ui.announcer.say("Dismissed.");
+}
+
+const stamp = (time) => (time ? Date.parse(time) : 0);
+
+/**
+ * The person's held and rejected posts of this session (GET …/mine), so that a reload still
+ * shows them. A server without the route answers 404 not_found: then only the posts held while
+ * this page is open show.
+ */
+async function loadMine() {
+  if (mineMissing || !tokens.current) return;
+  const sub = tokens.claims?.sub;
+  let data;
+  try {
+    data = await api.mine(slug);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404 && error.code === "not_found") mineMissing = true;
+    return;
+  }
+  if (tokens.claims?.sub !== sub) return;
+  keepPosition(".c-main", () => {
+    for (const item of data?.items || []) {
+      if (!item || (item.session && item.session !== slug)) continue;
+      const current = board.get(item.id);
+      // A page or event newer than this answer wins (unless the answer is a newer edit).
+      if (isPublic(current) && !(stamp(item.edited_at) > stamp(current.edited_at))) continue;
+      if (item.status === "held") keepOwn(item, { support: item.support_message || null });
+      else if (item.status === "rejected" && !isDismissed(item.id)) keepOwn(item, { reason: rejectionReason(item) });
+    }
+  });
+  renderEmpty();
+}
+
+/**
+ * An event about one's own pending post: published now (it leaves `pending`), or still hidden
+ * from others (it arrives redacted: the author keeps seeing their own text).
+ */
+function withOwnText(event) {
+  const c = event.comment;
+  if (!c || !pending.has(c.id)) return event;
+  if (c.status !== "held" && c.status !== "rejected") {
+    pending.delete(c.id);
+    rememberSupport(c.id, null, false);
+    return event;
+  }
+  const entry = pending.get(c.id);
+  entry.comment = { ...entry.comment, status: c.status, number: c.number, reply_count: c.reply_count, edited_at: c.edited_at ?? entry.comment.edited_at };
+  return { ...event, comment: entry.comment };
+}
+
+function heldPart(c) {
+  const why = authorReason(c.hold_reason);
+  return h(
+    "div",
+    { class: "review-note held-note", testid: "held" },
+    h("strong", { class: "review-label", text: "Awaiting review" }),
+    h("span", { text: ` A moderator will review your ${c.parent_id === null ? "comment" : "reply"} before others see it. For now, only you can see it.` }),
+    why ? h("span", { class: "review-why", text: ` ${why}` }) : null,
+  );
+}
+
+function rejectedPart(c, reason) {
+  return h(
+    "div",
+    { class: "review-note rejected-note" },
+    h("p", { class: "rejected-text", testid: "rejected", dir: "auto", text: rejectedText(reason) }),
+    h(
+      "p",
+      { class: "rejected-more" },
+      "Only you can see this. ",
+      h("button", { type: "button", class: "action", testid: "dismiss", "aria-describedby": `author-${c.id}`, text: "Dismiss", onclick: () => dismissOwn(c.id) }),
+    ),
+  );
+}
+
+/** The event's support message, with a post held as a crisis: warm, and first to be read. */
+function supportPart(id, text) {
+  const title = `support-title-${id}`;
+  return h(
+    "div",
+    { class: "support", testid: "support-message", role: "alert", "aria-labelledby": title },
+    h("h3", { class: "support-title", id: title, text: "A message for you from the event team" }),
+    h("div", { class: "support-text" }, paragraphs(text)),
+  );
+}
+
+/** Show one's own pending post: its text, what happens to it, and nothing others could use. */
+function fillPending(node, c) {
+  const entry = pending.get(c.id);
+  const key = JSON.stringify([c.status, c.body, c.edited_at, c.number, c.question, entry.support, entry.reason]);
+  if (node.pendingKey === key) return;
+  const focused = node.main.contains(document.activeElement) ? document.activeElement.dataset.testid : null;
+  Object.assign(node, { pendingKey: key, public: null, placeholderFor: null, parts: {}, keys: {}, editing: null, confirming: false, ownKey: null, editUntil: null });
+  const held = c.status === "held";
+  node.parts.actions = held ? h("div", { class: "actions" }, h("span", { class: "own-actions" })) : null;
+  fill(
+    node.main,
+    headPart(c),
+    entry.support ? supportPart(c.id, entry.support) : null,
+    badgesPart(c),
+    held ? heldPart(c) : rejectedPart(c, entry.reason),
+    bodyPart(c),
+    node.parts.actions,
+  );
+  if (held) renderOwn(node, c);
+  if (focused) node.main.querySelector(`[data-testid="${focused}"]`)?.focus({ preventScroll: true });
+}
+
 function buildNode(c) {
   const article = h("article", {
     class: ["comment", c.parent_id === null ? "top" : "reply"],
@@ -662,11 +920,12 @@ function buildNode(c) {
   article.append(main, slot, replies);
   const node = { id: c.id, article, main, slot, replies, more: null, editing: null, confirming: false, busy: false, ownKey: null };
   nodes.set(c.id, node);
+  node.sortKey = topKey(c);
   fillMain(node, c);
-  if (!isPublic(c)) article.removeAttribute("aria-labelledby");
+  if (!isPublic(c) && !isPending(c)) article.removeAttribute("aria-labelledby");
   for (const childId of board.childrenOf(c.id)) {
     const child = board.get(childId);
-    if (isShown(child)) replies.append(buildNode(child).article);
+    if (visibleHere(child)) replies.append(buildNode(child).article);
   }
   if (c.parent_id === null) renderMore(node);
   if (targetId === c.id) markTarget(article);
@@ -701,8 +960,7 @@ function insertInto(container, article, c) {
   for (const sibling of container.children) {
     const other = board.get(sibling.dataset.id);
     if (!other) continue;
-    const after = c.parent_id === null ? other.number < c.number : other.id > c.id;
-    if (after) {
+    if (comesBefore(c, other)) {
       before = sibling;
       break;
     }
@@ -724,7 +982,7 @@ function sync(id) {
   if (!c) return;
   const node = nodes.get(c.id);
   const container = containerFor(c);
-  if (!container || !isShown(c)) {
+  if (!container || !visibleHere(c)) {
     if (node) {
       removeNode(node);
       if (c.parent_id === null) renderEmpty();
@@ -736,14 +994,20 @@ function sync(id) {
     if (container === ui.list) renderEmpty();
     return;
   }
-  const wasPublic = node.article.dataset.status === "published";
   fillMain(node, c);
-  if (!isPublic(c)) {
-    node.article.removeAttribute("aria-labelledby");
-    if (openReply && openReply.id === c.id) closeReply();
-  } else if (!wasPublic) {
-    node.article.setAttribute("aria-labelledby", `author-${c.id}`);
-  }
+  if (!isPublic(c) && openReply && openReply.id === c.id) closeReply();
+  if (isPublic(c) || isPending(c)) node.article.setAttribute("aria-labelledby", `author-${c.id}`);
+  else node.article.removeAttribute("aria-labelledby");
+  if (c.parent_id === null && node.sortKey !== topKey(c)) reposition(node, c, container);
+}
+
+/** A top-level post that got its number (approved) moves to where its number puts it. */
+function reposition(node, c, container) {
+  node.sortKey = topKey(c);
+  const focused = node.article.contains(document.activeElement) ? document.activeElement : null;
+  node.article.remove();
+  insertInto(container, node.article, c);
+  focused?.focus({ preventScroll: true });
 }
 
 function refreshHelpful(id) {
@@ -758,7 +1022,7 @@ function renderCounts() {
 }
 
 function renderBar() {
-  const waiting = queue.filter((id) => isShown(board.get(id))).length + newElsewhere;
+  const waiting = queue.filter((id) => visibleHere(board.get(id))).length + newElsewhere;
   show(ui.newBar, waiting > 0);
   if (waiting > 0) setText(ui.newBar, `↑ ${count(waiting, "new comment")}`);
 }
@@ -769,9 +1033,9 @@ function renderPage() {
   ui.list.replaceChildren();
   nodes = new Map();
   openReply = null;
-  const ordered = [...tops].map((id) => board.get(id)).filter(Boolean).sort((a, b) => b.number - a.number);
+  const ordered = [...tops].map((id) => board.get(id)).filter(Boolean).sort((a, b) => topKey(b) - topKey(a) || b.id - a.id);
   const fragment = document.createDocumentFragment();
-  for (const c of ordered) if (isShown(c)) fragment.append(buildNode(c).article);
+  for (const c of ordered) if (visibleHere(c)) fragment.append(buildNode(c).article);
   ui.list.append(fragment);
   renderEmpty();
   renderCounts();
@@ -828,6 +1092,7 @@ async function loadPage({ before = null, after = null } = {}) {
     high: data.newer && numbers.length ? Math.max(...numbers) : Infinity,
   };
   lastHead = data.head;
+  layPending();
   renderPage();
   return data;
 }
@@ -954,7 +1219,7 @@ function placeTop(c, change) {
       flushQueue();
       tops.add(c.id);
       sync(c.id);
-      if (!mine && change.event.kind === "comment.created") ui.announcer.say(`New comment from ${authorName(c.author)}.`);
+      if (!mine && ARRIVALS.has(change.event.kind)) ui.announcer.say(`New comment from ${authorName(c.author)}.`);
     } else {
       queue.unshift(c.id);
       const waiting = queue.filter((id) => isShown(board.get(id))).length;
@@ -966,7 +1231,11 @@ function placeTop(c, change) {
   sync(c.id);
 }
 
-function applyEvent(event) {
+/** Events that bring a comment to everyone for the first time. */
+const ARRIVALS = new Set(["comment.created", "comment.approved"]);
+
+function applyEvent(received) {
+  const event = withOwnText(received);
   const change = board.apply(event, hold);
   if (change.session) {
     session = event.session;
@@ -977,7 +1246,10 @@ function applyEvent(event) {
   const c = change.comment;
   if (c) {
     if (c.parent_id === null && !tops.has(c.id)) placeTop(c, change);
-    else {
+    else if (c.parent_id === null && atNewest && c.number > maxNumber) {
+      maxNumber = c.number; // one's own post, approved: it was shown (awaiting review) already
+      sync(c.id);
+    } else {
       const shownBefore = nodes.has(c.id);
       sync(c.id);
       if (!shownBefore && nodes.has(c.id) && change.isNew && c.parent_id !== null && !own.has(c.id)) {
@@ -986,7 +1258,7 @@ function applyEvent(event) {
     }
   } else if (
     event.comment &&
-    event.kind === "comment.created" &&
+    ARRIVALS.has(event.kind) &&
     event.comment.parent_id === null &&
     isPublic(event.comment) &&
     !atNewest &&
@@ -1082,7 +1354,7 @@ async function send(form, parentId, { body, question, key }) {
       if (form.elements.question) form.elements.question.checked = false;
     }
     lock(form, false, "");
-    posted(result.comment, form);
+    posted(result.comment, form, result.support_message);
   } catch (error) {
     saveDraft(parentId, { body, question, key: null, pending: false });
     lock(form, false, "");
@@ -1095,11 +1367,15 @@ async function send(form, parentId, { body, question, key }) {
 }
 
 /** The server stored this person's comment: show it at once, where it belongs. */
-function posted(comment, form) {
+function posted(comment, form, support = null) {
   own.add(comment.id);
   if (comment.author && comment.author.id && comment.author.id !== myAuthorId) {
     myAuthorId = comment.author.id;
     refreshOwnAll();
+  }
+  if (comment.status === "held") {
+    postedHeld(comment, form, support);
+    return;
   }
   if (!board.has(comment.id)) board.upsert(comment);
   if (comment.parent_id !== null) {
@@ -1124,6 +1400,28 @@ function posted(comment, form) {
   maxNumber = Math.max(maxNumber, comment.number || 0);
   sync(comment.id);
   revealOwn(comment.id);
+  if (form === ui.form) ui.textarea.blur();
+}
+
+/** A post held for review shows to its author only, in its place, saying so. */
+function postedHeld(comment, form, support) {
+  if (comment.parent_id !== null && openReply && openReply.id === comment.parent_id) closeReply({ focus: false });
+  const reveal = () => {
+    keepOwn(comment, { support });
+    renderEmpty();
+    const node = nodes.get(comment.id);
+    if (node) {
+      node.article.scrollIntoView({ block: "nearest" });
+      node.article.focus({ preventScroll: true });
+    }
+    ui.announcer.say(
+      support
+        ? "Your comment is awaiting review. There is a message for you with it."
+        : "Your comment is awaiting review: a moderator will look at it before others see it.",
+    );
+  };
+  if (comment.parent_id === null && !atNewest) goToPage({}).then(reveal);
+  else reveal();
   if (form === ui.form) ui.textarea.blur();
 }
 
@@ -1352,7 +1650,7 @@ function resumePending() {
         .post(slug, { body: reply.body, parent_id: parentId, client_key: reply.key })
         .then((result) => {
           clearDraft(parentId);
-          posted(result.comment, null);
+          posted(result.comment, null, result.support_message);
         })
         .catch(() => saveDraft(parentId, { ...reply, pending: false, key: null }));
     }
@@ -1414,11 +1712,9 @@ async function main() {
         myAuthorId = message.author_id;
         refreshOwnAll();
       }
+      loadMine(); // notices are not replayed: what happened to one's posts meanwhile
     },
-    onNotice: (notice) => {
-      if (notice.session !== slug) return;
-      ui.announcer.say(notice.kind === "comment.removed" ? "A moderator removed one of your comments." : "A moderator restored one of your comments.");
-    },
+    onNotice,
     onReload: async () => {
       const data = await loadPage(currentCursor());
       live.resume(data.head);
@@ -1426,6 +1722,36 @@ async function main() {
   });
   live.start();
   resumePending();
+}
+
+/** A private message about one of this person's comments (docs/protocol.md, `notice`). */
+function onNotice(notice) {
+  if (notice.session !== slug) return;
+  switch (notice.kind) {
+    case "comment.held": {
+      const c = notice.comment;
+      if (!c || c.status !== "held") return;
+      const known = pending.has(c.id);
+      keepPosition(".c-main", () => keepOwn(c, { support: notice.support_message || null }));
+      renderEmpty();
+      if (!known) ui.announcer.say("One of your comments is awaiting review: a moderator will look at it before others see it.");
+      break;
+    }
+    case "comment.approved":
+      ui.announcer.say("A moderator approved your comment: everyone can see it now.");
+      break;
+    case "comment.rejected":
+      if (rejectOwn(notice.comment_id, notice.reason || "")) ui.announcer.say(`${rejectedText(notice.reason)}.`);
+      break;
+    case "comment.removed":
+      ui.announcer.say("A moderator removed one of your comments.");
+      break;
+    case "comment.restored":
+      ui.announcer.say("A moderator restored one of your comments.");
+      break;
+    default:
+      break;
+  }
 }
 
 function currentCursor() {

@@ -11,7 +11,8 @@ export class Live {
   /**
    * options: slug, since (the page's head), tokens (token.js, optional), and callbacks:
    * onEvents(events) with the new events of one frame, in order; onState(state, detail);
-   * onWatching(count); onNotice(message); onAuth(message); onAuthError(message);
+   * onWatching(count); onNotice(message); onQueue(message) (moderators: the review queue
+   * changed); onAuth(message); onAuthError(message);
    * onReload() when the page must be loaded again (since_ahead).
    */
   constructor(options) {
@@ -165,6 +166,9 @@ export class Live {
         break;
       case "notice":
         this.options.onNotice?.(message);
+        break;
+      case "queue":
+        this.options.onQueue?.(message);
         break;
       default:
         break; // types this client does not know yet

@@ -9,11 +9,17 @@
 // server keeps it in the event's audit log). The audit log panel lists those actions, newest
 // first; it reloads after each action here and every 10 s while open. The CSV exports need the
 // token, so they are fetched and offered as a download (an object URL), not linked.
+//
+// Above the stream, the review queue (queue.js) lists the event's posts waiting for review, and
+// the rules editor (rules.js) its own word lists and support message. Keys in the queue: j/k or
+// arrows move, a approves, r rejects, x selects, A/R act on the selection.
 
 import { ApiError, saveBlob } from "./api.js";
 import { h, fill, keepPosition, paragraphs, reconcile, setText, show } from "./dom.js";
 import { authorNodes, formatDateTime, formatTime, moderatorName, removedText, timeElement } from "./format.js";
 import { acceptance, isPublic } from "./state.js";
+import { reviewQueue } from "./queue.js";
+import { rulesEditor } from "./rules.js";
 import { badges, parentKey, replyContext, staffScreen } from "./staff.js";
 
 const stream = document.getElementById("stream");
@@ -51,15 +57,25 @@ const screen = staffScreen({
     }
     render();
   },
-  onSession: () => renderSession(),
+  onSession: () => {
+    renderSession();
+    queue.setAllowed(canModerate && Boolean(screen.session));
+    rules.setAllowed(canModerate && Boolean(screen.session));
+  },
   onGate: (allowed) => {
     canModerate = allowed;
     renderSession();
     renderTools();
     render();
+    queue.setAllowed(canModerate && Boolean(screen.session));
+    rules.setAllowed(canModerate && Boolean(screen.session));
   },
+  onAuth: () => queue.load(), // queue messages are not replayed: read the queue again
+  onQueue: (message) => queue.onMessage(message),
 });
 const { store, api } = screen;
+const queue = reviewQueue({ screen, reason: () => reason() });
+const rules = rulesEditor({ screen });
 
 // --- The session's state -------------------------------------------------------------------------
 
@@ -116,6 +132,7 @@ function fillNode(node, c) {
   const parent = c.parent_id !== null ? store.get(c.parent_id) : null;
   const removed = !isPublic(c);
   const deleted = c.status === "deleted"; // by its author: nothing to restore
+  const reviewing = c.status === "held" || c.status === "rejected"; // an edit sent it back to review
   const labelId = `m-author-${c.id}`;
   article.setAttribute("aria-labelledby", labelId);
   fill(
@@ -133,9 +150,11 @@ function fillNode(node, c) {
     replyContext(c, parent, { removed: "a removed comment", deleted: "a comment deleted by its author" }),
     badges(c, "Question for the presenter"),
     removed
-      ? h("p", { class: "redacted", text: deleted ? "Its author deleted it: its text is gone." : "Its text is hidden while it is removed." })
+      ? h("p", { class: "redacted", text: redactedText(c) })
       : h("div", { class: "body", testid: "body" }, paragraphs(c.body)),
-    deleted
+    reviewing
+      ? null
+      : deleted
       ? h("p", {
           class: "removed-by deleted-by",
           testid: "deleted-by",
@@ -152,7 +171,7 @@ function fillNode(node, c) {
     h(
       "div",
       { class: "m-actions" },
-      deleted
+      deleted || reviewing
         ? null
         : removed
         ? h("button", {
@@ -188,6 +207,12 @@ function fillNode(node, c) {
   }
 }
 
+function redactedText(c) {
+  if (c.status === "deleted") return "Its author deleted it: its text is gone.";
+  if (c.status === "held") return "Its author edited it into something the rules hold: it is back in the review queue.";
+  if (c.status === "rejected") return "Rejected after review.";
+  return "Its text is hidden while it is removed.";
+}
 
 function nodeFor(c) {
   let node = nodes.get(c.id);
@@ -301,17 +326,26 @@ function move(step) {
   next.scrollIntoView({ block: "nearest" });
 }
 
+/** Keys are for lists, not for typing: text fields keep theirs (a checkbox does not type). */
+const TYPING = 'textarea, select, [contenteditable], input:not([type="checkbox"]):not([type="radio"])';
+
 document.addEventListener("keydown", (event) => {
   if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return;
-  if (event.target.closest && event.target.closest("input, textarea, select, [contenteditable]")) return;
+  if (event.target.closest && event.target.closest(TYPING)) return;
+  if (queue.handleKey(event)) {
+    event.preventDefault();
+    return;
+  }
   const id = focusedId();
   switch (event.key) {
     case "j":
       event.preventDefault();
+      if (id === null && queue.enter()) break;
       move(1);
       break;
     case "k":
       event.preventDefault();
+      if (id === null && queue.enter()) break;
       move(-1);
       break;
     case "x":

@@ -12,10 +12,11 @@ import { fatal, pageParams, showStatus, showTotal, showWatching, signInForm, who
 
 /**
  * Start a staff screen. options: role ("presenter" or "moderator"), what (a noun for the
- * gate's words), onChange(changes) after events or loads, onSession(session), onGate(allowed).
+ * gate's words), onChange(changes) after events or loads, onSession(session), onGate(allowed),
+ * and the feed's onAuth(message) and onQueue(message) (live.js).
  * Returns the screen's context: {slug, api, tokens, store, allowed(), showError, hideError, ...}.
  */
-export function staffScreen({ role, what, onChange, onSession, onGate }) {
+export function staffScreen({ role, what, onChange, onSession, onGate, onAuth, onQueue }) {
   const params = pageParams();
   const slug = params.session;
   const tokens = new Tokens();
@@ -119,6 +120,8 @@ export function staffScreen({ role, what, onChange, onSession, onGate }) {
       tokens,
       onState: (state, detail) => showStatus(ui.status, state, detail),
       onWatching: (n) => showWatching(ui.watching, n),
+      onAuth: (message) => onAuth?.(message),
+      onQueue: (message) => onQueue?.(message),
       onEvents: (events) => {
         const added = [];
         const changes = [];
