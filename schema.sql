@@ -17,7 +17,9 @@ CREATE TABLE events (
     banned_words     text[] NOT NULL DEFAULT '{}',
     suspect_words    text[] NOT NULL DEFAULT '{}',
     -- Shown to the author of a post held as a crisis.
-    support_message  text NOT NULL DEFAULT '' CHECK (char_length(support_message) <= 2000)
+    support_message  text NOT NULL DEFAULT '' CHECK (char_length(support_message) <= 2000),
+    -- This many open reports hold a published comment for review (0: never automatically).
+    report_threshold integer NOT NULL DEFAULT 3 CHECK (report_threshold >= 0)
 );
 
 CREATE TABLE sessions (
@@ -39,6 +41,12 @@ CREATE TABLE sessions (
     created_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now(),
     premoderated  boolean NOT NULL DEFAULT false,
+    -- Slow mode set by a moderator: at most one post per this many seconds per author (0: off).
+    slow_mode_seconds   integer NOT NULL DEFAULT 0 CHECK (slow_mode_seconds BETWEEN 0 AND 3600),
+    -- Automatic slow mode: on while posts per minute exceed this (0: never), at this interval.
+    auto_slow_threshold integer NOT NULL DEFAULT 0 CHECK (auto_slow_threshold >= 0),
+    auto_slow_seconds   integer NOT NULL DEFAULT 30 CHECK (auto_slow_seconds BETWEEN 1 AND 3600),
+    slow_auto           boolean NOT NULL DEFAULT false,
     CHECK (opens_at < closes_at)
 );
 CREATE INDEX sessions_event ON sessions (event_id);
@@ -79,7 +87,7 @@ INSERT INTO comment_transitions (from_status, to_status) VALUES
     ('held', 'published'),      -- approved
     ('held', 'rejected'),
     ('held', 'deleted'),        -- its author withdrew it
-    ('published', 'held');      -- edited into something the rules hold
+    ('published', 'held');      -- edited into something the rules hold, or reported
 
 CREATE TABLE comments (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -113,6 +121,8 @@ CREATE TABLE comments (
     hold_match   text,
     reviewed_by  text,
     reviewed_at  timestamptz,
+    -- Reports by attendees not yet dealt with by a moderator.
+    open_reports integer NOT NULL DEFAULT 0 CHECK (open_reports >= 0),
     CHECK ((parent_id IS NULL) = (root_id IS NULL)),
     CHECK ((parent_id IS NULL) = (depth = 0)),
     CHECK (parent_id IS NULL OR number IS NULL),
@@ -121,6 +131,10 @@ CREATE TABLE comments (
 );
 CREATE INDEX comments_thread ON comments (root_id, id) WHERE root_id IS NOT NULL;
 CREATE INDEX comments_held ON comments (session_id, id) WHERE status = 'held';
+CREATE INDEX comments_reported ON comments (session_id, id) WHERE open_reports > 0;
+-- For slow mode: an author's latest post in a session, and the session's posts per minute.
+CREATE INDEX comments_by_author ON comments (session_id, author_id, created_at);
+CREATE INDEX comments_recent ON comments (created_at);
 
 -- Enforce the state machine on every write, whoever writes.
 CREATE FUNCTION comments_check_state() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -211,6 +225,35 @@ CREATE TABLE audit_log (
     action      text NOT NULL,
     comment_id  bigint REFERENCES comments (id),
     reason      text NOT NULL DEFAULT '' CHECK (char_length(reason) <= 500),
-    changed     boolean NOT NULL  -- false: it was already so; nothing else was written
+    changed     boolean NOT NULL, -- false: it was already so; nothing else was written
+    author_id   bigint REFERENCES authors (id)  -- the author a ban, timeout, flag or lift was about
 );
 CREATE INDEX audit_log_event ON audit_log (event_id, id);
+
+-- Attendees' reports: one per person per comment. A moderator's decision resolves them.
+CREATE TABLE reports (
+    comment_id   bigint NOT NULL REFERENCES comments (id),
+    reporter     text NOT NULL,   -- the reporting user's sub
+    reason       text NOT NULL,
+    detail       text NOT NULL DEFAULT '' CHECK (char_length(detail) <= 500),
+    at           timestamptz NOT NULL DEFAULT now(),
+    resolved_at  timestamptz,
+    PRIMARY KEY (comment_id, reporter)
+);
+
+-- What moderators decided about an author in an event: flag (their posts wait for review),
+-- timeout (no posting until ``until``, or for the event when NULL) or ban. Lifted ones stay.
+CREATE TABLE sanctions (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id    bigint NOT NULL REFERENCES events (id),
+    author_id   bigint NOT NULL REFERENCES authors (id),
+    kind        text NOT NULL CHECK (kind IN ('flag', 'timeout', 'ban')),
+    until       timestamptz,
+    reason      text NOT NULL DEFAULT '' CHECK (char_length(reason) <= 500),
+    created_by  text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    lifted_at   timestamptz,
+    lifted_by   text,
+    CHECK (kind <> 'ban' OR until IS NULL)
+);
+CREATE INDEX sanctions_active ON sanctions (event_id, author_id) WHERE lifted_at IS NULL;

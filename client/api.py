@@ -8,11 +8,13 @@ import httpx
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.details = details
+        """More about the error where the server says more (``retry_after``, ``until``)."""
 
 
 class Api:
@@ -29,8 +31,9 @@ class Api:
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self.http.request(method, path, **kwargs)
         if response.status_code >= 400:
-            error = response.json().get("error", {})
-            raise ApiError(response.status_code, error.get("code", ""), error.get("message", ""))
+            error = dict(response.json().get("error", {}))
+            code, message = error.pop("code", ""), error.pop("message", "")
+            raise ApiError(response.status_code, code, message, **error)
         return response.json()
 
     async def create_event(self, slug: str, title: str) -> Any:
@@ -82,3 +85,33 @@ class Api:
 
     async def restore(self, comment_id: int) -> Any:
         return await self.request("POST", f"/v1/comments/{comment_id}/restore")
+
+    async def report(self, comment_id: int, reason: str, detail: str = "") -> Any:
+        body = {"reason": reason, "detail": detail}
+        return await self.request("POST", f"/v1/comments/{comment_id}/report", json=body)
+
+    async def approve(self, comment_id: int, reason: str = "") -> Any:
+        body = {"reason": reason}
+        return await self.request("POST", f"/v1/comments/{comment_id}/approve", json=body)
+
+    async def reject(self, comment_id: int, reason: str = "") -> Any:
+        body = {"reason": reason}
+        return await self.request("POST", f"/v1/comments/{comment_id}/reject", json=body)
+
+    async def queue(self, event: str) -> Any:
+        return await self.request("GET", f"/v1/events/{event}/queue")
+
+    async def mine(self, slug: str) -> Any:
+        """One's own held and rejected posts in a session."""
+        return await self.request("GET", f"/v1/sessions/{slug}/mine")
+
+    async def sanction(self, event: str, author_id: int, kind: str, **fields: Any) -> Any:
+        """Flag, time out (``minutes``) or ban an author; ``remove_comments=True`` too."""
+        path = f"/v1/events/{event}/authors/{author_id}/sanctions"
+        return await self.request("POST", path, json={"kind": kind, **fields})
+
+    async def lift(self, event: str, author_id: int) -> Any:
+        return await self.request("DELETE", f"/v1/events/{event}/authors/{author_id}/sanctions")
+
+    async def audit(self, event: str) -> Any:
+        return await self.request("GET", f"/v1/events/{event}/audit")

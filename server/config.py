@@ -51,6 +51,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_ping_timeout: Seconds = 20.0
     ws_shed_grace: Seconds = 5.0
     """Seconds a cut-off client has to read its close frame before its socket is aborted."""
+    auto_slow_window: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 60.0
+    """Seconds over which a session's posts per minute are measured for automatic slow mode."""
     ring_size: Positive = 1024
     """Recent events kept in memory per watched session, so catch-ups skip the database."""
     page_size: Annotated[int, msgspec.Meta(ge=1, le=200)] = 50

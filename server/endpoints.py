@@ -3,8 +3,6 @@ changed, answer. ``docs/protocol.md`` documents each route; ``/openapi.json`` de
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any, TypeVar
 
 import msgspec
@@ -12,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .auth import Identity, issue_token
-from .bus import moderators_topic, user_topic
 from .errors import (
     BackchannelError,
     BadRequest,
@@ -21,27 +18,22 @@ from .errors import (
     Unauthorized,
     Unavailable,
 )
-from .moderation import screen
+from .moderation import admit, check_sanctions, screen
 from .protocol import (
-    AuditEntry,
-    BulkReview,
     CommentEdit,
     CommentView,
     DemoIdentity,
-    EventRules,
     Health,
     MarkChange,
     ModeratorAction,
     NewComment,
     NewEvent,
     NewSession,
-    Queue,
-    ReviewResult,
     SessionPatch,
     encode,
 )
 from .services import Services, dev_tokens, signing_keys
-from .storage import SessionRecord, comment_view
+from .storage import SessionRecord
 from .text import TextError, clean_body
 
 T = TypeVar("T")
@@ -56,7 +48,8 @@ class JSONResponse(Response):
 
 
 def error_response(exc: BackchannelError) -> JSONResponse:
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
+    retry = exc.retry_after
+    headers = {"Retry-After": str(retry)} if retry is not None else None
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
@@ -162,7 +155,7 @@ async def update_session(request: Request) -> Response:
     session = await session_of(request)
     who.require("moderator", session.event_slug)
     patch = await read_json(request, SessionPatch)
-    change, event = await services(request).store.update_session(session, patch)
+    change, event = await services(request).store.update_session(session, patch, who)
     await publish(request, session, event)
     return JSONResponse(change)
 
@@ -216,10 +209,11 @@ async def post_comment(request: Request) -> Response:
     body = body_text(new.body)
     hold = screen(session, body)
     result, event = await services(request).store.post(
-        session, who, body, new.parent_id, new.client_key, question=new.question, hold=hold
-    )
+        session, who, body, new.parent_id, new.client_key, question=new.question, hold=hold,
+        admit=lambda standing: admit(standing, session, who, hold),
+    )  # fmt: skip
     await publish(request, session, event)
-    if hold is not None and result.created:
+    if result.created and result.comment.status == "held":
         await tell_held(request, session, who.sub, result.comment, result.support_message)
     return JSONResponse(result, 201 if result.created else 200)
 
@@ -243,11 +237,25 @@ async def edit_comment(request: Request) -> Response:
     edit = await read_json(request, CommentEdit)
     body = body_text(edit.body)
     hold = screen(session, body, edit=True)
-    result, event = await services(request).store.edit(session, cid, who, body, hold)
+    store = services(request).store
+    check_sanctions(await store.standing_of(session, who))
+    result, event = await store.edit(session, cid, who, body, hold)
     await publish(request, session, event)
     if hold is not None and result.changed:
         await tell_held(request, session, who.sub, result.comment, None)
     return JSONResponse(result)
+
+
+async def tell_held(
+    request: Request,
+    session: SessionRecord,
+    author: str,
+    comment: CommentView,
+    support_message: str | None,
+) -> None:
+    svc = services(request)
+    item = await svc.store.queue_item(comment.id)
+    await svc.notices.held(session, author, comment, item, support_message)
 
 
 async def mark_comment(request: Request) -> Response:
@@ -273,176 +281,11 @@ async def locate_comment(request: Request) -> Response:
     )
 
 
-async def moderate_comment(request: Request) -> Response:
-    who, cid, session = await comment_target(request, "moderator")
-    status = "removed" if request.url.path.endswith("/remove") else "published"
-    reason = await action_reason(request)
-    store = services(request).store
-    result, event, author = await store.set_status(session, cid, status, who, reason)
-    if event is not None:
-        hub = services(request).hub
-        await hub.publish_session(session.id, event)
-        notice = {
-            "type": "notice",
-            "kind": "comment." + ("removed" if status == "removed" else "restored"),
-            "session": session.slug,
-            "comment_id": cid,
-        }
-        await hub.publish_private(user_topic(author), encode(notice))
-    return JSONResponse(result)
-
-
-async def tell_held(
-    request: Request,
-    session: SessionRecord,
-    author: str,
-    comment: CommentView,
-    support_message: str | None,
-) -> None:
-    """A held post is seen only by its author ("awaiting review", with the support message for
-    a crisis) and by the event's moderators (a queue item), each on their own channel."""
-    hub = services(request).hub
-    notice = {"type": "notice", "kind": "comment.held", "session": session.slug,
-              "comment": comment, "support_message": support_message}  # fmt: skip
-    await hub.publish_private(user_topic(author), encode(notice))
-    item = {"type": "queue", "kind": "held", "session": session.slug, "comment": comment}
-    await hub.publish_private(moderators_topic(session.event_slug), encode(item))
-
-
-async def review_comment(request: Request) -> Response:
-    who, cid, session = await comment_target(request, "moderator")
-    approve = request.url.path.endswith("/approve")
-    result = await review(request, session, cid, approve, who, await action_reason(request))
-    return JSONResponse(result)
-
-
-async def review(
-    request: Request,
-    session: SessionRecord,
-    cid: int,
-    approve: bool,
-    who: Identity,
-    reason: str,
-) -> ReviewResult:
-    """Approve or reject one held post; publish what changed; tell its author and the other
-    moderators."""
-    svc = services(request)
-    result, event, author = await svc.store.review(session, cid, approve, who, reason)
-    await publish(request, session, event)
-    if result.changed:
-        kind = "comment.approved" if approve else "comment.rejected"
-        notice = {"type": "notice", "kind": kind, "session": session.slug,
-                  "comment_id": cid, "reason": reason}  # fmt: skip
-        await svc.hub.publish_private(user_topic(author), encode(notice))
-        item = {"type": "queue", "kind": "reviewed", "session": session.slug, "comment_id": cid,
-                "status": result.comment.status, "reviewed_by": result.reviewed_by}  # fmt: skip
-        await svc.hub.publish_private(moderators_topic(session.event_slug), encode(item))
-    return result
-
-
-async def review_many(request: Request) -> Response:
-    """Approve or reject many held posts of the event at once, in the order given."""
-    event = request.path_params["event"]
-    who = caller(request)
-    who.require("moderator", event)
-    bulk = await read_json(request, BulkReview)
-    approve = request.url.path.endswith("/approve")
-    store = services(request).store
-    results = []
-    for cid in bulk.ids:
-        session = await store.comment_session(cid)
-        if session.event_slug != event:
-            raise BadRequest("bad_comment_id", f"comment {cid} is not in event {event!r}")
-        results.append(await review(request, session, cid, approve, who, bulk.reason))
-    return JSONResponse(results)
-
-
-async def review_queue(request: Request) -> Response:
-    event = request.path_params["event"]
-    caller(request).require("moderator", event)
-    held = await services(request).store.queue(event)
-    items = [comment_view(row, slug, redact=False) for slug, row in held]
-    return JSONResponse(Queue(event=event, items=items))
-
-
-async def get_event_rules(request: Request) -> Response:
-    event = request.path_params["event"]
-    caller(request).require("moderator", event)
-    return JSONResponse(await services(request).store.event_rules(event))
-
-
-async def set_event_rules(request: Request) -> Response:
-    event = request.path_params["event"]
-    who = caller(request)
-    who.require("moderator", event)
-    rules = await read_json(request, EventRules)
-    return JSONResponse(await services(request).store.set_event_rules(event, rules, who))
-
-
 async def delete_comment(request: Request) -> Response:
     who, cid, session = await comment_target(request, "attendee")
     result, event = await services(request).store.delete(session, cid, who)
     await publish(request, session, event)
     return JSONResponse(result)
-
-
-async def audit_log(request: Request) -> Response:
-    """Every moderator action in the event, as JSON or (``?format=csv``) CSV."""
-    event = request.path_params["event"]
-    caller(request).require("moderator", event)
-    log = await services(request).store.audit_log(event)
-    if request.query_params.get("format") == "csv":
-        rows = [msgspec.structs.asdict(e) for e in log.entries]
-        return csv_response(f"{event}-audit.csv", AUDIT_COLUMNS, rows)
-    return JSONResponse(log)
-
-
-async def export_session(request: Request) -> Response:
-    """The session's comments, oldest first, as JSON or (``?format=csv``) CSV."""
-    who = caller(request)
-    session = await session_of(request)
-    who.require("moderator", session.event_slug)
-    comments = await services(request).store.export(session)
-    if request.query_params.get("format") == "csv":
-        return csv_response(
-            f"{session.slug}.csv", EXPORT_COLUMNS, [export_row(c) for c in comments]
-        )
-    return JSONResponse({"session": session.view(), "comments": comments})
-
-
-def spreadsheet_safe(value: object) -> object:
-    """A cell that a spreadsheet will not run as a formula (CSV injection): text starting with
-    ``= + - @`` or a tab or carriage return gets a leading apostrophe."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def export_row(comment: CommentView) -> dict[str, object]:
-    row = msgspec.structs.asdict(comment)
-    author = row.pop("author")
-    for name in ("name", "profession", "city", "region", "country"):
-        row[f"author_{name}"] = getattr(author, name) if author is not None else ""
-    return row
-
-
-AUDIT_COLUMNS = [f.name for f in msgspec.structs.fields(AuditEntry)]
-EXPORT_COLUMNS = [f.name for f in msgspec.structs.fields(CommentView) if f.name != "author"] + [
-    f"author_{name}" for name in ("name", "profession", "city", "region", "country")
-]
-
-
-def csv_response(filename: str, columns: list[str], rows: list[dict[str, object]]) -> Response:
-    """A CSV download with a header row (also when there are no rows)."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
-    return Response(
-        out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
 
 
 async def dev_token(request: Request) -> Response:

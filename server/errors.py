@@ -13,7 +13,11 @@ in a human ``message``. ``endpoints.py`` renders them all one way::
     ├── NotFound             404  4404
     ├── Conflict             409  4409   (e.g. session_closed)
     ├── PayloadTooLarge      413  1009
+    ├── TooManyRequests      429  4429   (e.g. slow_mode; answered with Retry-After)
     └── Unavailable          503  1013   (answered with Retry-After)
+
+An error may carry details for the client beside code and message (``retry_after`` in seconds,
+``until`` for a timeout): they go into the body's ``error`` object.
 """
 
 from __future__ import annotations
@@ -25,13 +29,20 @@ class BackchannelError(Exception):
     status: ClassVar[int] = 400
     close_code: ClassVar[int] = 4400
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, **details: object) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.details = details
 
-    def body(self) -> dict[str, dict[str, str]]:
-        return {"error": {"code": self.code, "message": self.message}}
+    @property
+    def retry_after(self) -> int | None:
+        """Seconds after which the same request may succeed (sent as ``Retry-After``)."""
+        value = self.details.get("retry_after")
+        return value if isinstance(value, int) else None
+
+    def body(self) -> dict[str, dict[str, object]]:
+        return {"error": {"code": self.code, "message": self.message, **self.details}}
 
 
 class BadRequest(BackchannelError):
@@ -64,10 +75,17 @@ class PayloadTooLarge(BackchannelError):
     close_code = 1009
 
 
+class TooManyRequests(BackchannelError):
+    status = 429
+    close_code = 4429
+
+
 class Unavailable(BackchannelError):
     status = 503
     close_code = 1013
-    retry_after: ClassVar[int] = 2
+
+    def __init__(self, code: str, message: str, **details: object) -> None:
+        super().__init__(code, message, **{"retry_after": 2, **details})
 
 
 class ConfigError(Exception):

@@ -143,6 +143,8 @@ class Connection:
         for topic in self._private_topics(identity):
             await self.hub.join(topic, self.watcher)
         author_id = await self.services.store.author_of(identity)
+        # A timed-out or banned author's board shows it instead of the form, after any reconnect.
+        sanction = await self.services.store.posting_sanction(self.session.event_id, identity.sub)
         self.sink.send(
             encode(
                 {
@@ -151,6 +153,7 @@ class Connection:
                     "event": identity.event,
                     "author_id": author_id,
                     "expires_at": identity.expires_at,
+                    "sanction": sanction,
                 }
             )
         )

@@ -4,9 +4,12 @@ where they meet an event's own word lists and a session's pre-moderation."""
 
 from __future__ import annotations
 
-from .errors import BadRequest
+import math
+
+from .auth import Identity
+from .errors import BadRequest, Forbidden, TooManyRequests
 from .rules import judge
-from .storage import Hold, SessionRecord
+from .storage import Hold, SessionRecord, Standing
 
 
 def screen(session: SessionRecord, body: str, *, edit: bool = False) -> Hold | None:
@@ -21,3 +24,43 @@ def screen(session: SessionRecord, body: str, *, edit: bool = False) -> Hold | N
     if session.premoderated and not edit:
         return Hold("premoderation")
     return None
+
+
+def admit(
+    standing: Standing, session: SessionRecord, who: Identity, hold: Hold | None
+) -> Hold | None:
+    """Whether ``who`` may post now, given their standing in the event: a ban or a timeout
+    refuses (403 ``banned`` / ``timed_out``), slow mode refuses a post too soon after their last
+    one (429 ``slow_mode`` with the seconds left), a flag holds it for review. Presenters and
+    moderators are exempt from slow mode."""
+    check_sanctions(standing)
+    interval = session.slow_mode
+    if interval and standing.last_post_at and not who.has_role("presenter", session.event_slug):
+        waited = (standing.now - standing.last_post_at).total_seconds()
+        if waited < interval:
+            left = max(1, math.ceil(interval - waited))
+            raise TooManyRequests(
+                "slow_mode",
+                f"slow mode: one comment per {interval} s; you can post again in {left} s",
+                retry_after=left,
+                slow_mode=interval,
+            )
+    if standing.flagged and hold is None:
+        return Hold("flagged")
+    return hold
+
+
+def check_sanctions(standing: Standing | None) -> None:
+    """Refuse what a banned or timed-out author tries to do (post, edit, report)."""
+    if standing is None:
+        return
+    if standing.banned:
+        raise Forbidden("banned", "a moderator has banned you from posting in this event")
+    if standing.timed_out:
+        until = standing.timed_out_until
+        when = f"until {until.isoformat(timespec='seconds')}" if until else "for this event"
+        raise Forbidden(
+            "timed_out",
+            f"a moderator has paused your posting {when}",
+            until=until.isoformat() if until else None,
+        )

@@ -8,11 +8,11 @@ counting within ``TTL`` seconds), reads back the totals for the sessions it serv
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from .bus import Bus, BusUnavailable
 from .hub import Hub
+from .periodic import Periodic
 from .protocol import encode, text_frame
 
 log = logging.getLogger("backchannel.presence")
@@ -30,25 +30,13 @@ class Presence:
         self._hub = hub
         self._bus = bus
         self._server = server
-        self._task: asyncio.Task[None] | None = None
+        self._task = Periodic("presence", INTERVAL, self.refresh, expected=(BusUnavailable,))
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="presence")
+        self._task.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.refresh()
-            except BusUnavailable as exc:
-                log.warning("presence: %s", exc)
-            except Exception:
-                log.exception("presence: refreshing watcher counts failed")
-            await asyncio.sleep(INTERVAL)
+        await self._task.close()
 
     async def refresh(self) -> None:
         channels = self._hub.session_channels()

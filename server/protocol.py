@@ -120,6 +120,17 @@ class SessionView(msgspec.Struct, frozen=True):
     server_time: datetime
     premoderated: bool
     """Every post waits for a moderator's approval."""
+    slow_mode: int
+    """Slow mode in force: at most one comment per this many seconds per person (0: off). The
+    larger of the moderator's setting and, while a burst lasts, the automatic one."""
+    slow_mode_auto: bool
+    """Slow mode is on because posts per minute exceed ``auto_slow_threshold``."""
+    slow_mode_seconds: int
+    """Slow mode as a moderator set it (0: off)."""
+    auto_slow_threshold: int
+    """Posts per minute above which slow mode switches on by itself (0: never)."""
+    auto_slow_seconds: int
+    """The interval of automatic slow mode."""
 
 
 class EventInfo(msgspec.Struct, frozen=True):
@@ -140,6 +151,10 @@ class EventRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_d
     support_message: Annotated[str, msgspec.Meta(max_length=2000)] | msgspec.UnsetType = (
         msgspec.UNSET
     )
+    report_threshold: Annotated[int, msgspec.Meta(ge=0, le=1000)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    """This many reports hold a published comment for review (0: reports never hold)."""
 
 
 class ReplyCount(msgspec.Struct, frozen=True):
@@ -274,11 +289,96 @@ class BulkReview(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
 
 
+class QueueItem(msgspec.Struct, frozen=True):
+    """One item of the review queue: a held post, or a published one that attendees reported
+    (``reason`` ``reported``). Unredacted: only moderators see it."""
+
+    session: str
+    comment: CommentView
+    reason: str
+    """The hold reason (``link``, ``crisis``, ``reported``, ``flagged``, ...)."""
+    match: str | None
+    """What the rules matched, when they held it."""
+    reports: int
+    """Open reports by attendees."""
+    report_reasons: list[str]
+
+
 class Queue(msgspec.Struct, frozen=True):
-    """Held posts of an event, crises first, then oldest first; unredacted, for moderators."""
+    """The event's review queue: crises first, then oldest first."""
 
     event: str
+    items: list[QueueItem]
+
+
+class MyPending(msgspec.Struct, frozen=True):
+    """The caller's own posts in a session that others do not see: held (awaiting review) or
+    rejected (``hold_reason`` says why)."""
+
+    session: str
     items: list[CommentView]
+
+
+ReportReason = Literal["personal", "referral", "advertising", "offensive", "off_topic", "other"]
+
+
+class NewReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    reason: ReportReason
+    detail: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+class ReportResult(msgspec.Struct, frozen=True):
+    comment_id: int
+    reported: bool
+    """False when this person had reported it already: reports count once per person."""
+    reports: int
+    """Open reports on the comment."""
+    held: bool
+    """The reports reached the event's threshold: the comment now awaits review."""
+
+
+class NewSanction(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A moderator's decision about an author in the event: ``flag`` (their posts await review),
+    ``timeout`` (no posting for ``minutes``, or for the rest of the event when null) or ``ban``.
+    ``remove_comments`` also removes their comments in the event, and every kind but ``flag``
+    refuses their posts awaiting review."""
+
+    kind: Literal["flag", "timeout", "ban"]
+    minutes: Annotated[int, msgspec.Meta(ge=1, le=60 * 24 * 14)] | None = None
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    remove_comments: bool = False
+
+
+class SanctionView(msgspec.Struct, frozen=True):
+    id: int
+    event: str
+    author: AuthorView
+    kind: str
+    until: datetime | None
+    """When a timeout ends; null: for the rest of the event (always so for a ban)."""
+    reason: str
+    created_by: str
+    created_at: datetime
+
+
+class SanctionResult(msgspec.Struct, frozen=True):
+    sanction: SanctionView
+    removed: list[int]
+    """Their comments removed by this action (``remove_comments``)."""
+    refused: list[int]
+    """Their posts that were awaiting review, now rejected."""
+
+
+class Sanctions(msgspec.Struct, frozen=True):
+    """Sanctions in force in an event, newest first."""
+
+    event: str
+    items: list[SanctionView]
+
+
+class LiftResult(msgspec.Struct, frozen=True):
+    lifted: int
+    """Sanctions lifted (0: none was in force)."""
 
 
 class AuditEntry(msgspec.Struct, frozen=True):
@@ -291,6 +391,8 @@ class AuditEntry(msgspec.Struct, frozen=True):
     role: str
     action: str
     comment_id: int | None
+    author_id: int | None
+    """The author a ban, timeout, flag or lift was about."""
     reason: str
     changed: bool
 
@@ -321,6 +423,9 @@ class NewSession(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     opens_at: datetime | None = None
     closes_at: datetime | None = None
     premoderated: bool = False
+    slow_mode_seconds: Annotated[int, msgspec.Meta(ge=0, le=3600)] = 0
+    auto_slow_threshold: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 0
+    auto_slow_seconds: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 30
 
 
 class SessionPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -333,6 +438,17 @@ class SessionPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit
     opens_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
     closes_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
     premoderated: bool | msgspec.UnsetType = msgspec.UNSET
+    slow_mode_seconds: Annotated[int, msgspec.Meta(ge=0, le=3600)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    auto_slow_threshold: Annotated[int, msgspec.Meta(ge=0, le=100_000)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    auto_slow_seconds: Annotated[int, msgspec.Meta(ge=1, le=3600)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    reason: Annotated[str, msgspec.Meta(max_length=500)] | msgspec.UnsetType = msgspec.UNSET
+    """Why (for the audit log); not a field of the session."""
 
 
 class DemoIdentity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

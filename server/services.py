@@ -16,7 +16,9 @@ from .config import Settings
 from .errors import ConfigError
 from .hub import Hub
 from .migrations import migrate
+from .notices import Notices
 from .presence import Presence
+from .slowmode import SlowModeGovernor
 from .storage import Store
 from .tally import HelpfulTally
 
@@ -41,6 +43,8 @@ class Services:
     verifier: TokenVerifier
     tally: HelpfulTally
     presence: Presence
+    notices: Notices
+    slow_mode: SlowModeGovernor
 
     @classmethod
     async def open(cls, settings: Settings) -> Services:
@@ -70,6 +74,8 @@ class Services:
         tally.start()
         presence = Presence(hub, bus, settings.name)
         presence.start()
+        slow_mode = SlowModeGovernor(store, hub, settings.auto_slow_window)
+        slow_mode.start()
         log.info(
             "server %s ready (bus: %s)", settings.name, "redis" if settings.redis_url else "memory"
         )
@@ -80,9 +86,12 @@ class Services:
             verifier=verifier,
             tally=tally,
             presence=presence,
+            notices=Notices(hub),
+            slow_mode=slow_mode,
         )
 
     async def close(self) -> None:
+        await self.slow_mode.close()
         await self.presence.close()
         await self.tally.close()
         await self.hub.close()

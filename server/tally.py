@@ -5,9 +5,10 @@ marks taken by other processes meanwhile are included)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING
+
+from .periodic import Periodic
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -24,24 +25,17 @@ class HelpfulTally:
         self._store = store
         self._hub = hub
         self._moved: dict[int, tuple[SessionRecord, set[int]]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task = Periodic("helpful-tally", INTERVAL, self.flush)
 
     def moved(self, session: SessionRecord, comment_id: int) -> None:
         self._moved.setdefault(session.id, (session, set()))[1].add(comment_id)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="helpful-tally")
+        self._task.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._task.close()
         await self.flush()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(INTERVAL)
-            await self.flush()
 
     async def flush(self) -> None:
         """One event per session with moved counts. A session whose event cannot be written

@@ -16,7 +16,7 @@ from .servers import InProcessServer
 
 async def queue_ids(moderator: Api, event: str) -> list[int]:
     queue = await moderator.request("GET", f"/v1/events/{event}/queue")
-    return [item["id"] for item in queue["items"]]
+    return [item["comment"]["id"] for item in queue["items"]]
 
 
 async def test_a_link_is_held_until_approved_and_only_its_author_sees_it(board: Board) -> None:
@@ -35,7 +35,7 @@ async def test_a_link_is_held_until_approved_and_only_its_author_sees_it(board: 
         notice = await own.next_message("notice")
         assert (notice["kind"], notice["comment"]["id"]) == ("comment.held", comment["id"])
         item = await mods.next_message("queue")
-        assert (item["kind"], item["comment"]["id"]) == ("held", comment["id"])
+        assert (item["kind"], item["item"]["comment"]["id"]) == ("held", comment["id"])
         assert await queue_ids(moderator, board.event) == [comment["id"]]
         assert (await author.session(board.session))["head"] == 0  # nothing public happened
 

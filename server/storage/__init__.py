@@ -12,14 +12,14 @@ Methods return the change's event already encoded (``bytes``) for the hub to pub
 
 from __future__ import annotations
 
-from .base import Hold, SessionRecord, comment_view
+from .base import Hold, SessionRecord, Standing, comment_view
 from .reads import ExportStore, ReadStore
-from .review import ReviewStore
+from .sanctions import SanctionOutcome, SanctionStore
 from .sessions import SessionStore
 
 
-class Store(SessionStore, ReviewStore, ReadStore, ExportStore):
+class Store(SessionStore, SanctionStore, ReadStore, ExportStore):
     """The whole store: sessions, comments and reads share one pool."""
 
 
-__all__ = ["Hold", "SessionRecord", "Store", "comment_view"]
+__all__ = ["Hold", "SanctionOutcome", "SessionRecord", "Standing", "Store", "comment_view"]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import asyncpg
 
+from ..auth import Identity
 from ..errors import Conflict, NotFound, Unavailable
 from ..protocol import (
     PUBLIC_STATES,
@@ -24,12 +25,16 @@ from ..protocol import (
 )
 
 if TYPE_CHECKING:
-    from ..auth import Identity
     from ..protocol import EditResult, PostResult
 
 log = logging.getLogger("backchannel.store")
 
 AUTHOR_CACHE_SIZE = 10_000
+# The actor of what the service does by itself (automatic slow mode), in the audit log.
+SYSTEM = Identity(
+    sub="backchannel", name="Backchannel (automatic)", profession="", city="", region="",
+    country="", role="system", event="*", expires_at=float("inf"),
+)  # fmt: skip
 PUBLIC = list(PUBLIC_STATES)
 
 
@@ -38,7 +43,7 @@ COMMENT = """
     c.id, c.session_id, c.parent_id, c.root_id, c.depth, c.number, c.status, c.body,
     c.reply_count, c.created_at, c.edited_at, c.removed_at, c.removed_by, c.author_id,
     c.question, c.highlighted_at, c.answered_at, c.helpful_count, c.hold_reason, c.hold_match,
-    c.reviewed_by, c.reviewed_at, c.session_id,
+    c.reviewed_by, c.reviewed_at, c.session_id, c.open_reports,
     a.name, a.profession, a.city, a.region, a.country, a.external_id
 """
 COMMENT_FROM = "comments c JOIN authors a ON a.id = c.author_id"
@@ -48,7 +53,8 @@ SHOWN = "(c.status = ANY($PUBLIC) OR c.reply_count > 0)"
 SESSION = """
     s.id, s.event_id, e.slug AS event_slug, s.slug, s.title, s.speakers, s.prompt, s.state,
     s.opens_at, s.closes_at, s.last_seq, s.comment_count, s.premoderated, e.banned_words,
-    e.suspect_words, e.support_message
+    e.suspect_words, e.support_message, e.report_threshold, s.slow_mode_seconds,
+    s.auto_slow_threshold, s.auto_slow_seconds, s.slow_auto
 """
 SESSION_FROM = "sessions s JOIN events e ON e.id = s.event_id"
 # The posting window, checked in the same statement that takes the seq.
@@ -82,6 +88,17 @@ class SessionRecord:
     banned_words: list[str] = field(default_factory=list)
     suspect_words: list[str] = field(default_factory=list)
     support_message: str = ""
+    report_threshold: int = 3
+    slow_mode_seconds: int = 0
+    auto_slow_threshold: int = 0
+    auto_slow_seconds: int = 30
+    slow_auto: bool = False
+
+    @property
+    def slow_mode(self) -> int:
+        """Seconds between one person's posts in force now (0: no slow mode)."""
+        automatic = self.auto_slow_seconds if self.slow_auto else 0
+        return max(self.slow_mode_seconds, automatic)
 
     def view(self) -> SessionView:
         now = datetime.now(UTC)
@@ -103,8 +120,25 @@ class SessionRecord:
             total=self.comment_count,
             head=self.last_seq,
             premoderated=self.premoderated,
+            slow_mode=self.slow_mode,
+            slow_mode_auto=self.slow_auto and self.auto_slow_seconds > self.slow_mode_seconds,
+            slow_mode_seconds=self.slow_mode_seconds,
+            auto_slow_threshold=self.auto_slow_threshold,
+            auto_slow_seconds=self.auto_slow_seconds,
             server_time=now,
         )
+
+
+def author_view(row: asyncpg.Record | dict[str, Any]) -> AuthorView:
+    """The author columns of a row (``author_id``, ``name``, ``profession``, ...)."""
+    return AuthorView(
+        id=row["author_id"],
+        name=row["name"],
+        profession=row["profession"],
+        city=row["city"],
+        region=row["region"],
+        country=row["country"],
+    )
 
 
 def comment_view(
@@ -113,18 +147,7 @@ def comment_view(
     """The comment as a watcher sees it: not public, it is redacted (no body, no author) unless
     ``redact`` is False, for its own author and for moderators."""
     public = row["status"] in PUBLIC_STATES or not redact
-    author = (
-        AuthorView(
-            id=row["author_id"],
-            name=row["name"],
-            profession=row["profession"],
-            city=row["city"],
-            region=row["region"],
-            country=row["country"],
-        )
-        if public
-        else None
-    )
+    author = author_view(row) if public else None
     return CommentView(
         id=row["id"],
         session=session,
@@ -250,12 +273,62 @@ class Hold:
     match: str = ""
 
 
-async def check_accepting(conn: asyncpg.Connection, session: SessionRecord) -> None:
-    """:class:`Conflict` unless the session takes posts now (open, and inside its window)."""
-    if not await conn.fetchval(
-        f"SELECT true FROM sessions s WHERE s.id = $1 AND {ACCEPTING}", session.id
-    ):
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """An author's standing in an event when they post: what moderators decided about them
+    (sanctions in force) and when they last posted in this session (for slow mode)."""
+
+    banned: bool
+    timed_out: bool
+    timed_out_until: datetime | None
+    """When the timeout ends; None with ``timed_out``: for the rest of the event."""
+    flagged: bool
+    last_post_at: datetime | None
+    now: datetime
+
+
+# Sanctions in force for author $2 in event $3.
+SANCTIONS_IN_FORCE = """sanctions x WHERE x.event_id = $3 AND x.author_id = $2
+    AND x.lifted_at IS NULL AND (x.until IS NULL OR x.until > now())"""
+
+
+async def standing(
+    conn: asyncpg.Connection,
+    session: SessionRecord,
+    author_id: int,
+    *,
+    lock: bool = False,
+    require_open: bool = True,
+) -> Standing:
+    """The author's standing; :class:`Conflict` unless the session takes posts now. With
+    ``lock``, the session's row stays locked until commit, so that one author's concurrent
+    posts are judged one after the other (slow mode cannot be raced)."""
+    if lock:
+        # A statement of its own: the one below must take its snapshot after the lock is held,
+        # to see a post that committed while this one waited.
+        await conn.execute("SELECT 1 FROM sessions WHERE id = $1 FOR NO KEY UPDATE", session.id)
+    row = await conn.fetchrow(
+        f"""SELECT {ACCEPTING} AS accepting, now() AS now,
+                (SELECT max(created_at) FROM comments c
+                 WHERE c.session_id = s.id AND c.author_id = $2) AS last_post_at,
+                (SELECT coalesce(bool_or(kind = 'ban'), false) FROM {SANCTIONS_IN_FORCE})
+                    AS banned,
+                (SELECT coalesce(bool_or(kind = 'timeout'), false) FROM {SANCTIONS_IN_FORCE})
+                    AS timed_out,
+                (SELECT CASE WHEN bool_or(until IS NULL) THEN NULL ELSE max(until) END
+                 FROM {SANCTIONS_IN_FORCE} AND kind = 'timeout') AS timed_out_until,
+                (SELECT coalesce(bool_or(kind = 'flag'), false) FROM {SANCTIONS_IN_FORCE})
+                    AS flagged
+            FROM sessions s WHERE s.id = $1""",
+        session.id,
+        author_id,
+        session.event_id,
+    )
+    if row is None or (require_open and not row["accepting"]):
         raise Conflict("session_closed", f"comments are closed for session {session.slug!r}")
+    fields = dict(row)
+    del fields["accepting"]
+    return Standing(**fields)
 
 
 async def audit(
@@ -268,18 +341,38 @@ async def audit(
     changed: bool,
 ) -> None:
     """Record a moderator's action: who, when, what, why, and whether it changed anything."""
+    await audit_event(
+        conn, session.event_id, who, action, reason, changed,
+        session_id=session.id, comment_id=comment_id,
+    )  # fmt: skip
+
+
+async def audit_event(
+    conn: asyncpg.Connection,
+    event_id: int,
+    who: Identity,
+    action: str,
+    reason: str,
+    changed: bool,
+    *,
+    session_id: int | None = None,
+    comment_id: int | None = None,
+    author_id: int | None = None,
+) -> None:
+    """Record an action in an event, about a session, a comment or an author where it has one."""
     await conn.execute(
         """INSERT INTO audit_log (event_id, session_id, actor, actor_name, role, action,
-                                  comment_id, reason, changed)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-        session.event_id,
-        session.id,
+                                  comment_id, author_id, reason, changed)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+        event_id,
+        session_id,
         who.sub,
         who.name,
         who.role,
         action,
         comment_id,
-        reason,
+        author_id,
+        reason[:500],
         changed,
     )
 

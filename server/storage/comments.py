@@ -29,20 +29,23 @@ from .base import (
     SESSION_FROM,
     Hold,
     SessionRecord,
+    Standing,
     StoreBase,
     Unchanged,
     ancestors,
     audit,
-    check_accepting,
     comment_view,
     helpful_counts,
     next_seq,
     reply_counts,
+    standing,
 )
 
 log = logging.getLogger("backchannel.store")
 
 EDIT_WINDOW_SECONDS = 300
+# Judges an author's standing when they post: may raise (refused) or return a hold.
+Admit = Callable[[Standing], Hold | None]
 
 
 class CommentStore(StoreBase):
@@ -68,6 +71,14 @@ class CommentStore(StoreBase):
             self._authors.popitem(last=False)
         return author_id
 
+    async def standing_of(self, session: SessionRecord, who: Identity) -> Standing | None:
+        """``who``'s standing in the session's event; None if they never posted."""
+        async with self._connection() as conn:
+            found = await conn.fetchval("SELECT id FROM authors WHERE external_id = $1", who.sub)
+            if found is None:
+                return None
+            return await standing(conn, session, found, require_open=False)
+
     async def author_of(self, who: Identity) -> int | None:
         async with self._connection() as conn:
             found: int | None = await conn.fetchval(
@@ -86,11 +97,13 @@ class CommentStore(StoreBase):
         question: bool = False,
         hold: Hold | None = None,
         at: datetime | None = None,
+        admit: Admit | None = None,
     ) -> tuple[PostResult, bytes | None]:
         """Store a comment (``at``: its time, when importing) and log its event; or, with
         ``hold``, store it held for review, seen by no one but its author and the moderators
-        (no event). A retry with a ``client_key`` already used by this author in this session
-        returns the stored comment and no event."""
+        (no event). ``admit`` judges the author's standing (sanctions, slow mode) inside the
+        transaction: it may refuse (raise) or hold the post. A retry with a ``client_key``
+        already used by this author in this session returns the stored comment and no event."""
         async with self._connection() as conn:
             author_id = await self._author_id(conn, who)
             if client_key is not None:
@@ -99,6 +112,8 @@ class CommentStore(StoreBase):
                     return existing, None
             try:
                 async with conn.transaction():
+                    if admit is not None:
+                        hold = admit(await standing(conn, session, author_id, lock=True))
                     return await self._insert(
                         conn, session, author_id, body, parent_id, client_key, question, hold, at
                     )
@@ -137,7 +152,7 @@ class CommentStore(StoreBase):
     ) -> tuple[PostResult, bytes | None]:
         seq = await next_seq(conn, session, accepting=True) if hold is None else None
         if hold is not None:
-            await check_accepting(conn, session)
+            await standing(conn, session, author_id)  # Conflict unless it takes posts
         root_id, depth = None, 0
         if parent_id is not None:
             root_id, depth = await self._parent(conn, session, parent_id)
@@ -392,7 +407,7 @@ class CommentStore(StoreBase):
                         f"""WITH c AS (
                                 UPDATE comments SET status = $2,
                                     removed_at = CASE WHEN $2 = 'removed' THEN now() END,
-                                    removed_by = $3
+                                    removed_by = $3, open_reports = 0
                                 WHERE id = $1 AND session_id = $4 AND status = $5 RETURNING *)
                             SELECT {COMMENT} FROM c JOIN authors a ON a.id = c.author_id""",
                         comment_id,
@@ -404,6 +419,7 @@ class CommentStore(StoreBase):
                     if row is None:
                         raise Unchanged(None)
                     _, event = await self._comment_event(conn, session, kind, seq, row)
+                    await resolve_reports(conn, [comment_id])
                     await audit(conn, session, moderator, action, comment_id, reason, True)
             except Unchanged:
                 current = await self._comment(conn, comment_id)
@@ -439,10 +455,20 @@ class CommentStore(StoreBase):
             return unchanged.result, None
 
 
+async def resolve_reports(conn: asyncpg.Connection, comment_ids: list[int]) -> None:
+    """A moderator decided about these comments: their open reports are dealt with."""
+    await conn.execute(
+        """UPDATE reports SET resolved_at = now()
+           WHERE comment_id = ANY($1::bigint[]) AND resolved_at IS NULL""",
+        comment_ids,
+    )
+
+
 def own_view(row: asyncpg.Record, session: SessionRecord) -> CommentView:
-    """A comment as its own author sees it: held ones too ("awaiting review"), never one a
-    moderator removed."""
-    return comment_view(row, session.slug, redact=row["status"] not in ("published", "held"))
+    """A comment as its own author sees it: held ones too ("awaiting review"), and rejected
+    ones with the reason; never one a moderator removed."""
+    own = ("published", "held", "rejected")
+    return comment_view(row, session.slug, redact=row["status"] not in own)
 
 
 def moderation(row: asyncpg.Record, session: SessionRecord, seq: int | None) -> ModerationResult:

@@ -233,7 +233,7 @@ class ExportStore(StoreBase):
         async with self._connection() as conn:
             rows = await conn.fetch(
                 """SELECT l.at, s.slug AS session, l.actor, l.actor_name, l.role, l.action,
-                          l.comment_id, l.reason, l.changed
+                          l.comment_id, l.author_id, l.reason, l.changed
                    FROM audit_log l JOIN events e ON e.id = l.event_id
                    LEFT JOIN sessions s ON s.id = l.session_id
                    WHERE e.slug = $1 ORDER BY l.id""",

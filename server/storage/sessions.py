@@ -19,7 +19,7 @@ from ..protocol import (
     SessionPatch,
     encode_event,
 )
-from .base import SessionRecord, StoreBase, audit
+from .base import SYSTEM, SessionRecord, StoreBase, audit, audit_event
 
 log = logging.getLogger("backchannel.store")
 
@@ -55,8 +55,11 @@ class SessionStore(StoreBase):
             try:
                 row = await conn.fetchrow(
                     """INSERT INTO sessions (event_id, slug, title, speakers, prompt, state,
-                                             opens_at, closes_at, premoderated)
-                       SELECT id, $2, $3, $4, $5, $6, $7, $8, $9 FROM events WHERE slug = $1
+                                             opens_at, closes_at, premoderated,
+                                             slow_mode_seconds, auto_slow_threshold,
+                                             auto_slow_seconds)
+                       SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12
+                       FROM events WHERE slug = $1
                        RETURNING id""",
                     event,
                     new.slug,
@@ -67,6 +70,9 @@ class SessionStore(StoreBase):
                     new.opens_at,
                     new.closes_at,
                     new.premoderated,
+                    new.slow_mode_seconds,
+                    new.auto_slow_threshold,
+                    new.auto_slow_seconds,
                 )
             except asyncpg.UniqueViolationError:
                 raise Conflict(
@@ -83,7 +89,8 @@ class SessionStore(StoreBase):
     async def event_rules(self, event: str) -> EventRules:
         async with self._connection() as conn:
             row = await conn.fetchrow(
-                "SELECT banned_words, suspect_words, support_message FROM events WHERE slug = $1",
+                """SELECT banned_words, suspect_words, support_message, report_threshold
+                   FROM events WHERE slug = $1""",
                 event,
             )
         if row is None:
@@ -102,16 +109,7 @@ class SessionStore(StoreBase):
             )
             if found is None:
                 raise NotFound("unknown_event", f"no event has slug {event!r}")
-            await conn.execute(
-                """INSERT INTO audit_log (event_id, actor, actor_name, role, action, reason,
-                                          changed)
-                   VALUES ($1, $2, $3, $4, 'rules', $5, true)""",
-                found,
-                who.sub,
-                who.name,
-                who.role,
-                ", ".join(sorted(fields)),
-            )
+            await audit_event(conn, found, who, "rules", describe(fields), True)
         return await self.event_rules(event)
 
     async def head(self, session_id: int) -> int:
@@ -133,9 +131,12 @@ class SessionStore(StoreBase):
         )  # fmt: skip
 
     async def update_session(
-        self, session: SessionRecord, patch: SessionPatch
+        self, session: SessionRecord, patch: SessionPatch, who: Identity
     ) -> tuple[SessionChange, bytes | None]:
+        """Change a session's fields; audited (``slow_mode`` when it sets slow mode, else
+        ``update``), with the patch's ``reason``."""
         fields = patch_fields(patch)
+        reason = str(fields.pop("reason", ""))
         if not fields:
             raise BadRequest("empty_patch", "nothing to change")
         opens = patch.opens_at if "opens_at" in fields else session.opens_at
@@ -148,9 +149,50 @@ class SessionStore(StoreBase):
         differs = " OR ".join(
             f"{name} IS DISTINCT FROM {place}" for name, place in zip(fields, places, strict=True)
         )
+        action = "slow_mode" if SLOW_MODE_FIELDS & fields.keys() else "update"
         return await self._change_session(
-            session, "session.updated", sets, *fields.values(), condition=f"({differs})"
-        )
+            session, "session.updated", sets, *fields.values(), condition=f"({differs})",
+            audited=(who, action, reason or describe(fields)),
+        )  # fmt: skip
+
+    async def set_auto_slow(self, window: float) -> list[tuple[SessionRecord, bool, bytes]]:
+        """Switch automatic slow mode on in open sessions whose posts over the last ``window``
+        seconds exceed their threshold per minute, and off where they have fallen below half
+        of it (so that a rate hovering at the threshold does not flap). Conditional: of several
+        processes doing this at once, one logs each change. Audited as the system's action."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                """WITH recent AS (
+                       SELECT session_id, count(*) * 60.0 / $1 AS per_minute FROM comments
+                       WHERE created_at > now() - make_interval(secs => $1)
+                       GROUP BY session_id)
+                   SELECT s.id, coalesce(r.per_minute, 0) AS per_minute, s.slow_auto,
+                          s.auto_slow_threshold AS threshold
+                   FROM sessions s LEFT JOIN recent r ON r.session_id = s.id
+                   WHERE s.auto_slow_threshold > 0
+                     AND (s.slow_auto OR (s.state = 'open' AND r.per_minute IS NOT NULL))""",
+                window,
+            )
+        changes = []
+        for row in rows:
+            threshold = row["threshold"]
+            rate = float(row["per_minute"])
+            if not row["slow_auto"] and rate > threshold:
+                on = True
+            elif row["slow_auto"] and rate < threshold / 2:
+                on = False
+            else:
+                continue
+            async with self._connection() as conn:
+                session = await self._session(conn, "s.id = $1", row["id"])
+            reason = f"automatic: {rate:.0f} posts per minute (threshold {threshold})"
+            _, event = await self._change_session(
+                session, "session.updated", "slow_auto = $2", on, condition="slow_auto <> $2",
+                audited=(SYSTEM, "slow_mode", reason),
+            )  # fmt: skip
+            if event is not None:
+                changes.append((session, on, event))
+        return changes
 
     async def _change_session(
         self,
@@ -190,6 +232,14 @@ class SessionStore(StoreBase):
         event = Event(seq=seq, kind=kind, at=at, total=current.comment_count, session=view)
         log.info("session %s: %s (seq %d)", session.slug, kind, seq)
         return SessionChange(session=view, changed=True, seq=seq), encode_event(event)
+
+
+SLOW_MODE_FIELDS = frozenset({"slow_mode_seconds", "auto_slow_threshold", "auto_slow_seconds"})
+
+
+def describe(fields: dict[str, object]) -> str:
+    """``slow_mode_seconds=30, title=...``: what a patch set, for the audit log."""
+    return ", ".join(f"{name}={value}" for name, value in sorted(fields.items()))[:500]
 
 
 def patch_fields(patch: SessionPatch | EventRules) -> dict[str, object]:
