@@ -75,17 +75,17 @@ export function reviewQueue({ screen, reason }) {
           onchange: (event) => select(id, event.target.checked),
         }),
         h("span", { class: "q-reason", testid: "hold-reason", id: reasonId, text: reasonLabel(item.reason) }),
-        item.match ? h("span", { class: "q-match", testid: "match" }, "Matched: ", h("bdi", { dir: "auto", text: item.match })) : null,
         item.reports > 0
           ? h("span", {
               class: "q-reports",
               testid: "reports",
-              text: `Reported ${item.reports === 1 ? "once" : `${item.reports} times`}${item.report_reasons.length ? `: ${item.report_reasons.join(", ")}` : ""}`,
+              text: `Reported ${item.reports === 1 ? "once" : `${item.reports} times`}${item.report_reasons.length ? `: ${item.report_reasons.map((r) => String(r).replace(/_/g, " ")).join(", ")}` : ""}`,
             })
           : null,
         timeElement(c.created_at),
       ),
       h("p", { class: "q-help", text: reasonHelp(item.reason) }),
+      item.match ? h("p", { class: "q-match", testid: "match" }, "Matched: ", h("bdi", { dir: "auto", text: item.match })) : null,
       h(
         "p",
         { class: "q-meta" },
@@ -134,12 +134,18 @@ export function reviewQueue({ screen, reason }) {
     return entry;
   }
 
-  /** Where a row that arrives live goes: crises after the other crises, the rest at the end. */
+  /** The server's order, for a row that arrives live: crises first, then oldest (by id). */
+  function rank(id) {
+    return [entries.get(id)?.item.reason === "crisis" ? 0 : 1, id];
+  }
+
   function place(ids, id) {
-    if (entries.get(id)?.item.reason !== "crisis") return [...ids, id];
-    let at = 0;
-    while (at < ids.length && entries.get(ids[at])?.item.reason === "crisis") at += 1;
-    return [...ids.slice(0, at), id, ...ids.slice(at)];
+    const [urgency] = rank(id);
+    const at = ids.findIndex((other) => {
+      const [otherUrgency] = rank(other);
+      return otherUrgency > urgency || (otherUrgency === urgency && other > id);
+    });
+    return at === -1 ? [...ids, id] : [...ids.slice(0, at), id, ...ids.slice(at)];
   }
 
   function render() {
@@ -335,7 +341,7 @@ export function reviewQueue({ screen, reason }) {
   function onMessage(message) {
     if (!allowed) return;
     if (message.kind === "held" || message.kind === "reported") {
-      const item = queueItem(message.item || message.comment, message.session);
+      const item = queueItem(message.item);
       if (item) add(item);
     } else if (message.kind === "reviewed") {
       const id = message.comment_id;

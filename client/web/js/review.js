@@ -1,6 +1,6 @@
 // Words for posts held for review (docs/protocol.md, "The state machine"; docs/moderation.md):
 // what moderators read in the queue, what an author reads on their own held post, and the
-// one shape the console works with, a queue item.
+// queue item the console works with.
 
 /** Why a post waits, for moderators: a short label and what it means. */
 const FOR_MODERATORS = {
@@ -42,25 +42,20 @@ export function authorReason(reason) {
 }
 
 /**
- * A queue entry as the console uses it: {session, comment, reason, match, reports,
- * report_reasons}. The server sends QueueItem objects of this shape; until that change is in,
- * a queue entry is the held CommentView itself (with `hold_reason`).
+ * A queue entry as the console uses it, from the server's QueueItem (`GET …/queue`, and the
+ * `item` of `queue` messages): {session, comment, reason, match, reports, report_reasons}, with
+ * defaults for what is missing; null for anything else.
  */
-export function queueItem(raw, session = null) {
-  if (!raw || typeof raw !== "object") return null;
-  if (raw.comment && typeof raw.comment === "object") {
-    return {
-      session: raw.session || raw.comment.session || session,
-      comment: raw.comment,
-      reason: raw.reason || raw.comment.hold_reason || "rules",
-      match: raw.match || null,
-      reports: Number(raw.reports) || 0,
-      report_reasons: Array.isArray(raw.report_reasons) ? raw.report_reasons : [],
-    };
-  }
-  if (typeof raw.id !== "number") return null;
-  // The old shape: a CommentView (to go once the server sends QueueItem objects).
-  return { session: raw.session || session, comment: raw, reason: raw.hold_reason || "rules", match: null, reports: 0, report_reasons: [] };
+export function queueItem(raw) {
+  if (!raw || typeof raw !== "object" || !raw.comment || typeof raw.comment.id !== "number") return null;
+  return {
+    session: raw.session || raw.comment.session || null,
+    comment: raw.comment,
+    reason: raw.reason || raw.comment.hold_reason || "rules",
+    match: raw.match || null,
+    reports: Number(raw.reports) || 0,
+    report_reasons: Array.isArray(raw.report_reasons) ? raw.report_reasons : [],
+  };
 }
 
 /**
