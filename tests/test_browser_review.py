@@ -253,6 +253,9 @@ async def test_a_crisis_post_shows_the_support_message_and_leads_the_queue(
     await expect(part(a.page, cid, "held")).not_to_contain_text("crisis")
     await expect(a.page.get_by_test_id("error")).to_be_hidden()
     assert not (found := await axe_violations(a.page)), f"board with a support message:\n{found}"
+    await a.page.reload()  # the same tab keeps the message with the post (sessionStorage)
+    await wait_live(a.page)
+    await expect(part(a.page, cid, "support-message")).to_contain_text(SUPPORT)
 
     # First in the queue although it came last, and unmistakable.
     items = queue_items(console.page)

@@ -60,6 +60,7 @@ export function reviewQueue({ screen, reason }) {
     row.setAttribute("aria-labelledby", `${reasonId} ${authorId}`);
     const focused = row.contains(document.activeElement) && document.activeElement !== row ? document.activeElement.dataset.testid : null;
     const here = item.session === screen.slug;
+    const parent = here && c.parent_id !== null ? screen.store.get(c.parent_id) : null;
     fill(
       row,
       h(
@@ -93,7 +94,7 @@ export function reviewQueue({ screen, reason }) {
         " · ",
         h("span", { class: "q-session", testid: "item-session", text: here ? "this session" : `session ${item.session}` }),
       ),
-      here ? replyContext(c, screen.store.get(c.parent_id), "a comment not loaded here") : c.parent_id !== null ? h("p", { class: "context", text: "↳ a reply" }) : null,
+      here ? replyContext(c, parent, parent ? { removed: "a removed comment", deleted: "a comment deleted by its author" } : "a comment not loaded here") : c.parent_id !== null ? h("p", { class: "context", text: "↳ a reply" }) : null,
       h("div", { class: "body", testid: "item-body" }, paragraphs(c.body)),
       h(
         "div",
@@ -126,11 +127,16 @@ export function reviewQueue({ screen, reason }) {
     if (!entry) {
       const row = h("article", { testid: "queue-item", data: { id }, tabindex: "-1" });
       row.addEventListener("focusin", () => setCurrent(id));
-      entry = { item, row, handled: null, timer: null, arrived: Date.now() };
+      entry = { item, row, key: null, handled: null, timer: null, arrived: Date.now() };
       entries.set(id, entry);
     }
+    // Rebuilt only when something shows differently (reloads repeat most rows unchanged).
+    const key = JSON.stringify(item);
     entry.item = item;
-    fillRow(entry);
+    if (entry.key !== key) {
+      entry.key = key;
+      fillRow(entry);
+    }
     return entry;
   }
 
@@ -373,7 +379,7 @@ export function reviewQueue({ screen, reason }) {
         if (document.visibilityState === "visible") load();
       }, REFRESH_MS);
     }
-    for (const entry of entries.values()) fillRow(entry);
+    if (changed) for (const entry of entries.values()) fillRow(entry);
     render();
     if (ok && changed) load();
   }
