@@ -58,17 +58,21 @@ export function queueItem(raw) {
   };
 }
 
+/** What a sanction that refused a held post leaves in its `hold_reason`, in the author's words. */
+const REFUSED = {
+  banned: "a moderator has stopped your posts in this event.",
+  "timed out": "a moderator has paused your posts for a while.",
+};
+
 /**
- * The moderator's reason on a rejected post of one's own, as `GET …/mine` gives it: a field of
- * its own when the server sends one, else what the server keeps in `hold_reason` (a rejection
- * with a reason writes the reason there).
+ * The reason on one's own rejected post as `GET …/mine` gives it in `hold_reason`: the
+ * moderator's reason, or the reason it was held when they gave none (then there is nothing to
+ * quote), or what a sanction left there.
  */
 export function rejectionReason(comment) {
-  for (const field of ["reject_reason", "rejected_reason", "review_reason"]) {
-    if (typeof comment?.[field] === "string") return comment[field];
-  }
-  const held = comment?.hold_reason;
-  return typeof held === "string" && !HOLD_REASONS.has(held) && held !== "rules" ? held : "";
+  const reason = comment?.hold_reason;
+  if (typeof reason !== "string" || HOLD_REASONS.has(reason) || reason === "rules") return "";
+  return REFUSED[reason] || reason;
 }
 
 /** "Not published: <reason>" (a rejection without a reason still says what happened). */
