@@ -43,9 +43,11 @@ CREATE TABLE sessions (
     premoderated  boolean NOT NULL DEFAULT false,
     -- Slow mode set by a moderator: at most one post per this many seconds per author (0: off).
     slow_mode_seconds   integer NOT NULL DEFAULT 0 CHECK (slow_mode_seconds BETWEEN 0 AND 3600),
-    -- Automatic slow mode: on while posts per minute exceed this (0: never), at this interval.
+    -- Automatic slow mode: on while posts per minute, measured over the last auto_slow_window
+    -- seconds, exceed auto_slow_threshold (0: never); then one post per auto_slow_seconds.
     auto_slow_threshold integer NOT NULL DEFAULT 0 CHECK (auto_slow_threshold >= 0),
     auto_slow_seconds   integer NOT NULL DEFAULT 30 CHECK (auto_slow_seconds BETWEEN 1 AND 3600),
+    auto_slow_window    integer NOT NULL DEFAULT 60 CHECK (auto_slow_window BETWEEN 1 AND 3600),
     slow_auto           boolean NOT NULL DEFAULT false,
     CHECK (opens_at < closes_at)
 );
@@ -134,7 +136,7 @@ CREATE INDEX comments_held ON comments (session_id, id) WHERE status = 'held';
 CREATE INDEX comments_reported ON comments (session_id, id) WHERE open_reports > 0;
 -- For slow mode: an author's latest post in a session, and the session's posts per minute.
 CREATE INDEX comments_by_author ON comments (session_id, author_id, created_at);
-CREATE INDEX comments_recent ON comments (created_at);
+CREATE INDEX comments_recent ON comments (session_id, created_at);
 
 -- Enforce the state machine on every write, whoever writes.
 CREATE FUNCTION comments_check_state() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
@@ -13,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
+from starlette.types import ASGIApp, Scope
 
 from . import endpoints as api
 from . import logs
@@ -71,6 +72,7 @@ def routes() -> list[BaseRoute]:
         Route("/v1/comments/{comment_id}/reject", mod.review_comment, methods=["POST"]),
         Route("/v1/comments/{comment_id}/report", mod.report_comment, methods=["POST"]),
         WebSocketRoute("/v1/sessions/{slug}/live", live),
+        Route("/v1/admin/sessions", api.busiest_sessions, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/healthz", api.live, methods=["GET"]),
         Route("/readyz", api.ready, methods=["GET"]),
@@ -116,7 +118,7 @@ async def on_not_found(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -126,7 +128,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await app.state.services.close()
 
-    app = Starlette(
+    app = Backchannel(
+        settings,
         routes=routes(),
         lifespan=lifespan,
         exception_handlers={
@@ -145,5 +148,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         )
-    app.add_middleware(SecurityHeaders, server_name=settings.name, origins=origins)
     return app
+
+
+class Backchannel(Starlette):
+    """The app, with the request id and the security headers outside everything else, so that
+    even a 500 answered by Starlette's last-resort handler carries them (and is logged with the
+    request's id)."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = super().build_middleware_stack()
+        headers = SecurityHeaders(
+            inner, server_name=self.settings.name, origins=self.settings.origins()
+        )
+        return logs.RequestIds(headers)

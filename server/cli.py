@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 
 import asyncpg
@@ -17,6 +19,7 @@ from .auth import issue_token
 from .config import Settings, load_settings
 from .embedded import EmbeddedPostgres
 from .errors import ConfigError
+from .metrics import MULTIPROCESS, serve_multiprocess
 from .migrations import migrate
 from .protocol import ROLES
 from .services import signing_keys
@@ -78,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"backchannel: bad configuration: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     if args.command == "token":
         print(make_token(settings, args))
         return 0
@@ -160,12 +163,28 @@ async def _prepare(settings: Settings) -> str | None:
 
 
 def serve(settings: Settings) -> int:
-    import uvicorn
-
     demo = asyncio.run(_prepare(settings))
     base = f"http://{settings.host}:{settings.port}"
     if demo:
-        log.info("demo board: %s/v1/sessions/%s/comments", base, demo)
+        log.info("demo board: %s/board.html?session=%s", base, demo)
+    metrics = None
+    if settings.workers > 1 and settings.metrics_address:
+        # Each worker writes its metrics to files here; this process serves their sum.
+        directory = tempfile.mkdtemp(prefix="backchannel-metrics-")
+        os.environ[MULTIPROCESS] = directory
+        metrics = serve_multiprocess(settings.metrics_address, directory)
+    try:
+        run_uvicorn(settings)
+    finally:
+        if metrics is not None:
+            metrics.close()
+            shutil.rmtree(os.environ.pop(MULTIPROCESS), ignore_errors=True)
+    return 0
+
+
+def run_uvicorn(settings: Settings) -> None:
+    import uvicorn
+
     uvicorn.run(
         "server.app:create_app",
         factory=True,
@@ -180,8 +199,9 @@ def serve(settings: Settings) -> int:
         log_level=settings.log_level,
         access_log=False,
         lifespan="on",
+        timeout_graceful_shutdown=settings.shutdown_grace,
+        log_config=None,  # logging is ours (server/logs.py)
     )
-    return 0
 
 
 if __name__ == "__main__":

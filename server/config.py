@@ -51,8 +51,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_ping_timeout: Seconds = 20.0
     ws_shed_grace: Seconds = 5.0
     """Seconds a cut-off client has to read its close frame before its socket is aborted."""
-    auto_slow_window: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 60.0
-    """Seconds over which a session's posts per minute are measured for automatic slow mode."""
+    metrics_address: str = "127.0.0.1:9100"
+    """Where ``/metrics`` (Prometheus) is served, as ``host:port``; never the public address.
+    Empty: not served."""
+    shutdown_grace: Annotated[int, msgspec.Meta(ge=0, le=3600)] = 10
+    """Seconds a SIGTERM waits for requests in flight before the process exits."""
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per line, with the request and session ids."""
     ring_size: Positive = 1024
     """Recent events kept in memory per watched session, so catch-ups skip the database."""
     page_size: Annotated[int, msgspec.Meta(ge=1, le=200)] = 50
@@ -113,6 +118,12 @@ def load_settings(
         raise ConfigError(_name_variable(str(exc))) from None
     if settings.workers > 1 and not settings.redis_url:
         raise ConfigError("WORKERS > 1 needs REDIS_URL: processes share sessions through Redis")
+    if settings.metrics_address:
+        _, sep, port = settings.metrics_address.rpartition(":")
+        if not sep or not port.isdigit() or int(port) > 65535:
+            raise ConfigError(
+                f"METRICS_ADDRESS: expected host:port, got {settings.metrics_address!r}"
+            )
     return settings
 
 

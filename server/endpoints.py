@@ -3,12 +3,14 @@ changed, answer. ``docs/protocol.md`` documents each route; ``/openapi.json`` de
 
 from __future__ import annotations
 
+import time
 from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from . import logs
 from .auth import Identity, issue_token
 from .errors import (
     BackchannelError,
@@ -20,6 +22,8 @@ from .errors import (
 )
 from .moderation import admit, check_sanctions, screen
 from .protocol import (
+    BusySession,
+    BusySessions,
     CommentEdit,
     CommentView,
     DemoIdentity,
@@ -120,7 +124,9 @@ def comment_id(request: Request) -> int:
 
 
 async def session_of(request: Request) -> SessionRecord:
-    return await services(request).store.session(request.path_params["slug"])
+    session = await services(request).store.session(request.path_params["slug"])
+    logs.session.set(session.slug)
+    return session
 
 
 # --- Events and sessions -------------------------------------------------------------------------
@@ -202,6 +208,14 @@ async def list_replies(request: Request) -> Response:
 
 
 async def post_comment(request: Request) -> Response:
+    started = time.perf_counter()
+    try:
+        return await _post_comment(request)
+    finally:
+        services(request).metrics.post_seconds.observe(time.perf_counter() - started)
+
+
+async def _post_comment(request: Request) -> Response:
     who = caller(request)
     session = await session_of(request)
     who.require("attendee", session.event_slug)
@@ -223,6 +237,7 @@ async def comment_target(request: Request, role: str) -> tuple[Identity, int, Se
     who = caller(request)
     cid = comment_id(request)
     session = await services(request).store.comment_session(cid)
+    logs.session.set(session.slug)
     who.require(role, session.event_slug)
     return who, cid, session
 
@@ -309,6 +324,27 @@ async def dev_token(request: Request) -> Response:
         event="*",
     )
     return JSONResponse({"token": token})
+
+
+# --- Operations ---------------------------------------------------------------------------------
+
+
+async def busiest_sessions(request: Request) -> Response:
+    """The sessions this process serves, busiest first (``?limit=``, at most 200)."""
+    caller(request).require("admin", "*")
+    limit = int_param(request, "limit", source="query", maximum=200) or 20
+    svc = services(request)
+    busy = [
+        BusySession(
+            slug=c.session.slug,
+            event=c.session.event_slug,
+            watching=max(c.watching, len(c.watchers)),
+            here=len(c.watchers),
+        )
+        for c in svc.hub.session_channels()
+    ]
+    busy.sort(key=lambda b: (-b.watching, b.slug))
+    return JSONResponse(BusySessions(server=svc.settings.name, sessions=busy[:limit]))
 
 
 # --- Health --------------------------------------------------------------------------------------

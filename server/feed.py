@@ -17,9 +17,11 @@ from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket
 
+from . import logs
 from .auth import Identity
 from .bus import moderators_topic, user_topic
 from .errors import BackchannelError, BadRequest
+from .notices import for_author
 from .presence import watching_message
 from .protocol import Auth, ProtocolError, decode_client_message, encode, error_message
 from .services import Services
@@ -61,6 +63,7 @@ async def live(websocket: WebSocket) -> None:
     try:
         since = _since(websocket.query_params.get("since"))
         session = await services.store.session(websocket.path_params["slug"])
+        logs.session.set(session.slug)
     except BackchannelError as exc:
         sink.close(exc.close_code, exc.message)
         return
@@ -153,7 +156,7 @@ class Connection:
                     "event": identity.event,
                     "author_id": author_id,
                     "expires_at": identity.expires_at,
-                    "sanction": sanction,
+                    "sanction": for_author(sanction) if sanction else None,
                 }
             )
         )

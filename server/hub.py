@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -43,6 +44,7 @@ GAP_WAIT = 0.1  # seconds an out-of-order event waits for the missing ones befor
 MAX_PENDING = 10_000  # out-of-order events held per channel before the DB is asked at once
 CATCH_UP_BATCH = 500  # events per database read while a watcher catches up
 MAX_FRAME = 256 * 1024  # bytes of events per frame (clients accept 1 MiB messages)
+FANOUT_SAMPLES = 10_000  # fan-out timings kept between two reads by the metrics task
 LINGER = 10.0  # seconds a channel with no watchers stays subscribed, its ring warm
 POLL_EVERY = 1.0  # seconds between database polls while the bus is down
 
@@ -70,12 +72,17 @@ class Watcher:
 
 @dataclass
 class HubStats:
+    published: int = 0
+    """Events committed by this process and handed to the bus."""
     deliveries: int = 0
     frames: int = 0
     bytes: int = 0
     shed: int = 0
     gap_fills: int = 0
     catch_up_reads: int = 0
+    fanout_seconds: list[float] = field(default_factory=list)
+    """From an event's arrival at its session's channel to its frame written to every local
+    watcher; drained by the metrics task (bounded by ``FANOUT_SAMPLES``)."""
 
 
 class TopicChannel:
@@ -106,6 +113,7 @@ class SessionChannel:
         self.ring = Ring(hub.ring_size)
         self._pending: dict[int, tuple[EventHead, bytes]] = {}
         self._batch: list[bytes] = []
+        self._batch_since = 0.0
         self._flush_scheduled = False
         self._gap_timer: asyncio.TimerHandle | None = None
         self._filling: asyncio.Task[None] | None = None
@@ -139,6 +147,8 @@ class SessionChannel:
             self._gap_timer = asyncio.get_running_loop().call_later(GAP_WAIT, self.fill)
 
     def _deliver(self, head: EventHead, payload: bytes) -> None:
+        if not self._batch:
+            self._batch_since = time.perf_counter()
         self.head = head.seq
         comment_id = head.comment.id if head.comment is not None else None
         if comment_id is not None and head.kind != "comment.created":
@@ -155,10 +165,13 @@ class SessionChannel:
         if not self._batch:
             return
         batch, self._batch = self._batch, []
-        self.hub.stats.deliveries += len(batch) * len(self.watchers)
+        stats = self.hub.stats
+        stats.deliveries += len(batch) * len(self.watchers)
         for run in chunk_events(batch, MAX_FRAME):
             frame = text_frame(events_message(self.session.slug, run))
             self.hub.write_all(self.watchers, frame)
+        if self.watchers and len(stats.fanout_seconds) < FANOUT_SAMPLES:
+            stats.fanout_seconds.append(time.perf_counter() - self._batch_since)
 
     def fill(self, upto: int | None = None) -> None:
         """Read from PostgreSQL what the bus did not bring (up to the oldest pending event, or
@@ -358,6 +371,7 @@ class Hub:
 
     async def publish_session(self, session_id: int, payload: bytes) -> None:
         """Deliver a committed event here at once, then to every other process by the bus."""
+        self.stats.published += 1
         topic = session_topic(session_id)
         channel = self._channels.get(topic)
         if isinstance(channel, SessionChannel):

@@ -62,5 +62,5 @@ def check_sanctions(standing: Standing | None) -> None:
         raise Forbidden(
             "timed_out",
             f"a moderator has paused your posting {when}",
-            until=until.isoformat() if until else None,
+            until=until,
         )

@@ -177,8 +177,9 @@ async def sanction_author(request: Request) -> Response:
     outcome = await svc.store.sanction(event, author_id(request), new, who)
     for session, change in outcome.events:
         await svc.hub.publish_session(session.id, change)
+    by = f"{who.name or 'moderator'} ({who.sub})"
     for slug, cid, status in outcome.dropped:
-        await svc.notices.reviewed(event, slug, cid, status, who.name or who.sub)
+        await svc.notices.reviewed(event, slug, cid, status, by)
     if new.kind != "flag":
         await svc.notices.sanctioned(outcome.author_sub, outcome.result.sanction)
     return JSONResponse(outcome.result, 201)
@@ -188,9 +189,9 @@ async def lift_sanctions(request: Request) -> Response:
     event, who = event_moderator(request)
     svc = services(request)
     lifted, sub = await svc.store.lift(event, author_id(request), who)
-    if lifted:
+    if set(lifted) - {"flag"}:  # the author was never told of a flag
         await svc.notices.reinstated(sub, event)
-    return JSONResponse(LiftResult(lifted=lifted))
+    return JSONResponse(LiftResult(lifted=len(lifted)))
 
 
 async def list_sanctions(request: Request) -> Response:

@@ -4,6 +4,8 @@ carry what only one person, or only moderators, may see (``docs/protocol.md``)."
 
 from __future__ import annotations
 
+import msgspec
+
 from .bus import moderators_topic, user_topic
 from .hub import Hub
 from .protocol import CommentView, QueueItem, SanctionView, encode
@@ -56,7 +58,12 @@ class Notices:
     async def sanctioned(self, author: str, sanction: SanctionView) -> None:
         """The author's open boards show the timeout or ban at once."""
         await self.to_author(author, "author.sanctioned", None, event=sanction.event,
-                             sanction=sanction)  # fmt: skip
+                             sanction=for_author(sanction))  # fmt: skip
 
     async def reinstated(self, author: str, event: str) -> None:
         await self.to_author(author, "author.reinstated", None, event=event)
+
+
+def for_author(sanction: SanctionView) -> SanctionView:
+    """A sanction as its author sees it: what, until when and why, not which moderator."""
+    return msgspec.structs.replace(sanction, created_by="a moderator")

@@ -15,6 +15,7 @@ from . import __version__
 from .protocol import (
     AuditLog,
     BulkReview,
+    BusySessions,
     CommentEdit,
     DemoIdentity,
     EditResult,
@@ -287,6 +288,15 @@ OPERATIONS = (
         "A token for the demo (only on a DEMO server with the development secret)",
         dict,
         DemoIdentity,
+    ),
+    Operation(
+        "get",
+        "/v1/admin/sessions",
+        "The sessions with the most watchers on the answering process",
+        BusySessions,
+        None,
+        "admin",
+        query=("limit",),
     ),
     Operation("get", "/healthz", "Liveness: the process answers", Health),
     Operation("get", "/readyz", "Readiness: PostgreSQL (and Redis, if configured) answer", Health),

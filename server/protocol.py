@@ -131,6 +131,25 @@ class SessionView(msgspec.Struct, frozen=True):
     """Posts per minute above which slow mode switches on by itself (0: never)."""
     auto_slow_seconds: int
     """The interval of automatic slow mode."""
+    auto_slow_window: int
+    """Seconds over which posts per minute are measured for automatic slow mode."""
+
+
+class BusySession(msgspec.Struct, frozen=True):
+    slug: str
+    event: str
+    watching: int
+    """Watchers on every server process (as of the last presence round, every few seconds)."""
+    here: int
+    """Watchers connected to the process that answered."""
+
+
+class BusySessions(msgspec.Struct, frozen=True):
+    """The sessions with the most watchers, busiest first, as one process sees them: for
+    operators (metrics carry no per-session labels)."""
+
+    server: str
+    sessions: list[BusySession]
 
 
 class EventInfo(msgspec.Struct, frozen=True):
@@ -426,6 +445,7 @@ class NewSession(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     slow_mode_seconds: Annotated[int, msgspec.Meta(ge=0, le=3600)] = 0
     auto_slow_threshold: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 0
     auto_slow_seconds: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 30
+    auto_slow_window: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 60
 
 
 class SessionPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -445,6 +465,9 @@ class SessionPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit
         msgspec.UNSET
     )
     auto_slow_seconds: Annotated[int, msgspec.Meta(ge=1, le=3600)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    auto_slow_window: Annotated[int, msgspec.Meta(ge=1, le=3600)] | msgspec.UnsetType = (
         msgspec.UNSET
     )
     reason: Annotated[str, msgspec.Meta(max_length=500)] | msgspec.UnsetType = msgspec.UNSET

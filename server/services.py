@@ -15,6 +15,7 @@ from .bus_memory import MemoryBus
 from .config import Settings
 from .errors import ConfigError
 from .hub import Hub
+from .metrics import Metrics
 from .migrations import migrate
 from .notices import Notices
 from .presence import Presence
@@ -45,6 +46,7 @@ class Services:
     presence: Presence
     notices: Notices
     slow_mode: SlowModeGovernor
+    metrics: Metrics
 
     @classmethod
     async def open(cls, settings: Settings) -> Services:
@@ -74,8 +76,10 @@ class Services:
         tally.start()
         presence = Presence(hub, bus, settings.name)
         presence.start()
-        slow_mode = SlowModeGovernor(store, hub, settings.auto_slow_window)
+        slow_mode = SlowModeGovernor(store, hub)
         slow_mode.start()
+        metrics = Metrics()
+        metrics.start(hub, bus, store.pool, settings.metrics_address)
         log.info(
             "server %s ready (bus: %s)", settings.name, "redis" if settings.redis_url else "memory"
         )
@@ -88,9 +92,11 @@ class Services:
             presence=presence,
             notices=Notices(hub),
             slow_mode=slow_mode,
+            metrics=metrics,
         )
 
     async def close(self) -> None:
+        await self.metrics.close()
         await self.slow_mode.close()
         await self.presence.close()
         await self.tally.close()

@@ -21,6 +21,8 @@ from .protocol import text_frame
 
 SINK_EXTENSION = "backchannel.sink"
 DEFAULT_GRACE = 5.0
+CLOSE_RESTART = 1012
+RESTART_REASON = "server restarting: reconnect with since"
 
 
 class RawSink:
@@ -68,6 +70,19 @@ class RawSink:
 
 
 class BackchannelWebSocketProtocol(WebSocketsSansIOProtocol):
+    def shutdown(self) -> None:
+        """The server is draining (SIGTERM): close with 1012 and say how to come back, after
+        what is already buffered for this client."""
+        if self.handshake_complete and not self.close_sent and not self.transport.is_closing():
+            self.stop_keepalive()
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": CLOSE_RESTART})
+            self.conn.send_close(CLOSE_RESTART, RESTART_REASON)
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+            self.transport.close()
+            return
+        super().shutdown()
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)

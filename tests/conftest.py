@@ -77,6 +77,7 @@ def make_settings(database_url: str, workdir: Path) -> Callable[..., Settings]:
             "data_dir": str(workdir / "data"),
             "server_name": f"test-{next(names)}",
             "port": 0,
+            "metrics_address": "",  # a test that scrapes asks for one
         }
         values.update(overrides)
         return Settings(**values)
@@ -95,6 +96,7 @@ def env(database_url: str, redis_url: str, workdir: Path) -> dict[str, str]:
         "JWT_AUDIENCE": AUDIENCE,
         "DATA_DIR": str(workdir / "data"),
         "LOG_LEVEL": "info",
+        "METRICS_ADDRESS": "",  # many servers run at once; a test that scrapes asks for one
     }
 
 

@@ -133,7 +133,9 @@ async def test_client_that_never_reads_is_cut_off_and_memory_stays_bounded(
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             sock.connect(("127.0.0.1", server.port))
             url = server.url.replace("http", "ws") + f"/v1/sessions/{board.session}/live"
-            async with connect(url, sock=sock, max_queue=1, max_size=2**22) as stuck:
+            # A stuck client sends no pings either: the server's bound must cut it off.
+            stuck_client = connect(url, sock=sock, max_queue=1, max_size=2**22, ping_interval=None)
+            async with stuck_client as stuck:
                 await post_round()
                 grown = server.rss() - before
                 received = 0

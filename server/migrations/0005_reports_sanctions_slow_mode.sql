@@ -15,7 +15,7 @@ ALTER TABLE comments ADD COLUMN open_reports integer NOT NULL DEFAULT 0 CHECK (o
 CREATE INDEX comments_reported ON comments (session_id, id) WHERE open_reports > 0;
 -- For slow mode: an author's latest post in a session, and the session's posts per minute.
 CREATE INDEX comments_by_author ON comments (session_id, author_id, created_at);
-CREATE INDEX comments_recent ON comments (created_at);
+CREATE INDEX comments_recent ON comments (session_id, created_at);
 
 ALTER TABLE events
     -- This many open reports hold a published comment for review (0: never automatically).
@@ -43,10 +43,13 @@ ALTER TABLE sessions
     -- Slow mode set by a moderator: at most one post per this many seconds per author (0: off).
     ADD COLUMN slow_mode_seconds integer NOT NULL DEFAULT 0
         CHECK (slow_mode_seconds BETWEEN 0 AND 3600),
-    -- Automatic slow mode: on while posts per minute exceed this (0: never), at this interval.
+    -- Automatic slow mode: on while posts per minute, measured over the last
+    -- auto_slow_window seconds, exceed this (0: never); one post per auto_slow_seconds.
     ADD COLUMN auto_slow_threshold integer NOT NULL DEFAULT 0 CHECK (auto_slow_threshold >= 0),
     ADD COLUMN auto_slow_seconds integer NOT NULL DEFAULT 30
         CHECK (auto_slow_seconds BETWEEN 1 AND 3600),
+    ADD COLUMN auto_slow_window integer NOT NULL DEFAULT 60
+        CHECK (auto_slow_window BETWEEN 1 AND 3600),
     ADD COLUMN slow_auto boolean NOT NULL DEFAULT false;
 
 -- Which author a moderator's action was about (ban, timeout, flag, lift).

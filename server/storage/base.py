@@ -54,7 +54,7 @@ SESSION = """
     s.id, s.event_id, e.slug AS event_slug, s.slug, s.title, s.speakers, s.prompt, s.state,
     s.opens_at, s.closes_at, s.last_seq, s.comment_count, s.premoderated, e.banned_words,
     e.suspect_words, e.support_message, e.report_threshold, s.slow_mode_seconds,
-    s.auto_slow_threshold, s.auto_slow_seconds, s.slow_auto
+    s.auto_slow_threshold, s.auto_slow_seconds, s.auto_slow_window, s.slow_auto
 """
 SESSION_FROM = "sessions s JOIN events e ON e.id = s.event_id"
 # The posting window, checked in the same statement that takes the seq.
@@ -92,6 +92,7 @@ class SessionRecord:
     slow_mode_seconds: int = 0
     auto_slow_threshold: int = 0
     auto_slow_seconds: int = 30
+    auto_slow_window: int = 60
     slow_auto: bool = False
 
     @property
@@ -125,6 +126,7 @@ class SessionRecord:
             slow_mode_seconds=self.slow_mode_seconds,
             auto_slow_threshold=self.auto_slow_threshold,
             auto_slow_seconds=self.auto_slow_seconds,
+            auto_slow_window=self.auto_slow_window,
             server_time=now,
         )
 
@@ -165,7 +167,7 @@ def comment_view(
         highlighted_at=row["highlighted_at"],
         answered_at=row["answered_at"],
         helpful_count=row["helpful_count"],
-        hold_reason=row["hold_reason"] if public else None,
+        hold_reason=row["hold_reason"] if not redact else None,
     )
 
 
@@ -182,6 +184,10 @@ class StoreBase:
     async def connect(cls, dsn: str, size: int) -> Self:
         pool = await asyncpg.create_pool(dsn, min_size=min(2, size), max_size=size)
         return cls(pool)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
 
     async def close(self) -> None:
         await self._pool.close()

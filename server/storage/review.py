@@ -80,7 +80,12 @@ class ReviewStore(CommentStore):
                 raise BadRequest("own_comment", "you cannot report your own comment")
             added = await conn.fetchval(
                 """INSERT INTO reports (comment_id, reporter, reason, detail)
-                   VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
+                   VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (comment_id, reporter) DO UPDATE
+                       SET reason = EXCLUDED.reason, detail = EXCLUDED.detail, at = now(),
+                           resolved_at = NULL
+                       WHERE reports.resolved_at IS NOT NULL  -- a new report after a decision
+                   RETURNING true""",
                 comment_id,
                 who.sub,
                 reason,

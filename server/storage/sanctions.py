@@ -15,11 +15,11 @@ from .base import (
     SESSION,
     SESSION_FROM,
     SessionRecord,
-    audit,
     audit_event,
     author_view,
     next_seq,
 )
+from .comments import resolve_reports
 from .review import ReviewStore
 
 SANCTION = """x.id, e.slug AS event, x.kind, x.until, x.reason, x.created_by, x.created_at,
@@ -158,14 +158,18 @@ class SanctionStore(ReviewStore):
                 by,
             )
             _, event = await self._comment_event(conn, session, "comment.removed", seq, row)
-            await audit(conn, session, who, "remove", comment_id, reason or "remove all", True)
+            await resolve_reports(conn, [comment_id])
+            await audit_event(
+                conn, session.event_id, who, "remove", reason or "remove all", True,
+                session_id=session.id, comment_id=comment_id, author_id=author_id,
+            )  # fmt: skip
             outcome.result.removed.append(comment_id)
             outcome.dropped.append((session.slug, comment_id, "removed"))
             outcome.events.append((session, event))
 
-    async def lift(self, event: str, author_id: int, who: Identity) -> tuple[int, str]:
-        """Lift every sanction in force on the author in the event; audited. Returns how many,
-        and the author's sub."""
+    async def lift(self, event: str, author_id: int, who: Identity) -> tuple[list[str], str]:
+        """Lift every sanction in force on the author in the event; audited. Returns the kinds
+        lifted, and the author's sub."""
         by = f"{who.name or 'moderator'} ({who.sub})"
         async with self._connection() as conn, conn.transaction():
             event_id = await self._event_id(conn, event)
@@ -184,7 +188,7 @@ class SanctionStore(ReviewStore):
                 conn, event_id, who, "lift", f"#{author_id}: {kinds}", bool(lifted),
                 author_id=author_id,
             )  # fmt: skip
-        return len(lifted), sub
+        return [r["kind"] for r in lifted], sub
 
     async def sanctions(self, event: str) -> list[SanctionView]:
         """Sanctions in force in the event, newest first."""

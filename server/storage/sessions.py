@@ -57,8 +57,8 @@ class SessionStore(StoreBase):
                     """INSERT INTO sessions (event_id, slug, title, speakers, prompt, state,
                                              opens_at, closes_at, premoderated,
                                              slow_mode_seconds, auto_slow_threshold,
-                                             auto_slow_seconds)
-                       SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12
+                                             auto_slow_seconds, auto_slow_window)
+                       SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
                        FROM events WHERE slug = $1
                        RETURNING id""",
                     event,
@@ -73,6 +73,7 @@ class SessionStore(StoreBase):
                     new.slow_mode_seconds,
                     new.auto_slow_threshold,
                     new.auto_slow_seconds,
+                    new.auto_slow_window,
                 )
             except asyncpg.UniqueViolationError:
                 raise Conflict(
@@ -155,23 +156,21 @@ class SessionStore(StoreBase):
             audited=(who, action, reason or describe(fields)),
         )  # fmt: skip
 
-    async def set_auto_slow(self, window: float) -> list[tuple[SessionRecord, bool, bytes]]:
-        """Switch automatic slow mode on in open sessions whose posts over the last ``window``
-        seconds exceed their threshold per minute, and off where they have fallen below half
-        of it (so that a rate hovering at the threshold does not flap). Conditional: of several
-        processes doing this at once, one logs each change. Audited as the system's action."""
+    async def set_auto_slow(self) -> list[tuple[SessionRecord, bool, bytes]]:
+        """Switch automatic slow mode on in open sessions whose posts per minute, over their
+        last ``auto_slow_window`` seconds, exceed their threshold, and off where they have
+        fallen below half of it (so that a rate hovering at the threshold does not flap), or
+        the threshold was set to 0. Conditional: of several processes doing this at once, one
+        logs each change. Audited as the service's own action."""
+        recent = """(SELECT count(*) FROM comments c WHERE c.session_id = s.id
+                     AND c.created_at > now() - make_interval(secs => s.auto_slow_window))"""
         async with self._connection() as conn:
             rows = await conn.fetch(
-                """WITH recent AS (
-                       SELECT session_id, count(*) * 60.0 / $1 AS per_minute FROM comments
-                       WHERE created_at > now() - make_interval(secs => $1)
-                       GROUP BY session_id)
-                   SELECT s.id, coalesce(r.per_minute, 0) AS per_minute, s.slow_auto,
-                          s.auto_slow_threshold AS threshold
-                   FROM sessions s LEFT JOIN recent r ON r.session_id = s.id
-                   WHERE s.auto_slow_threshold > 0
-                     AND (s.slow_auto OR (s.state = 'open' AND r.per_minute IS NOT NULL))""",
-                window,
+                f"""SELECT s.id, s.slow_auto, s.auto_slow_threshold AS threshold,
+                           {recent} * 60.0 / s.auto_slow_window AS per_minute
+                    FROM sessions s
+                    WHERE s.slow_auto
+                       OR (s.auto_slow_threshold > 0 AND s.state = 'open' AND {recent} > 0)"""
             )
         changes = []
         for row in rows:
@@ -179,7 +178,7 @@ class SessionStore(StoreBase):
             rate = float(row["per_minute"])
             if not row["slow_auto"] and rate > threshold:
                 on = True
-            elif row["slow_auto"] and rate < threshold / 2:
+            elif row["slow_auto"] and (threshold == 0 or rate < threshold / 2):
                 on = False
             else:
                 continue
@@ -234,7 +233,9 @@ class SessionStore(StoreBase):
         return SessionChange(session=view, changed=True, seq=seq), encode_event(event)
 
 
-SLOW_MODE_FIELDS = frozenset({"slow_mode_seconds", "auto_slow_threshold", "auto_slow_seconds"})
+SLOW_MODE_FIELDS = frozenset(
+    {"slow_mode_seconds", "auto_slow_threshold", "auto_slow_seconds", "auto_slow_window"}
+)
 
 
 def describe(fields: dict[str, object]) -> str:
