@@ -83,7 +83,9 @@ async def my_pending(request: Request) -> Response:
     session = await session_of(request)
     who.require("attendee", session.event_slug)
     items = await services(request).store.pending(session, who)
-    return JSONResponse(MyPending(session=session.slug, items=items))
+    crisis = any(c.status == "held" and c.hold_reason == "crisis" for c in items)
+    support = session.support_message if crisis and session.support_message else None
+    return JSONResponse(MyPending(session=session.slug, items=items, support_message=support))
 
 
 async def review_comment(request: Request) -> Response:

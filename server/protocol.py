@@ -336,6 +336,8 @@ class MyPending(msgspec.Struct, frozen=True):
 
     session: str
     items: list[CommentView]
+    support_message: str | None = None
+    """The event's support message, when one of the items is held as ``crisis``."""
 
 
 ReportReason = Literal["personal", "referral", "advertising", "offensive", "off_topic", "other"]

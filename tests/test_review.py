@@ -137,5 +137,7 @@ async def test_event_word_lists_refuse_or_hold(board: Board) -> None:
         assert crisis["support_message"] == "You are not alone: call your local crisis line."
         queue = await queue_ids(moderator, board.event)
         assert queue[0] == crisis["comment"]["id"]  # crises first
+        mine = await author.request("GET", f"/v1/sessions/{board.session}/mine")
+        assert mine["support_message"] == "You are not alone: call your local crisis line."
         audit = await moderator.request("GET", f"/v1/events/{board.event}/audit")
         assert [e["action"] for e in audit["entries"]] == ["rules"]
