@@ -200,6 +200,8 @@ def run_uvicorn(settings: Settings) -> None:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=settings.shutdown_grace,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         log_config=None,  # logging is ours (server/logs.py)
     )
 

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from .errors import ConfigError
+from .limits import parse_networks
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
@@ -56,6 +57,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     Empty: not served."""
     shutdown_grace: Annotated[int, msgspec.Meta(ge=0, le=3600)] = 10
     """Seconds a SIGTERM waits for requests in flight before the process exits."""
+    posts_per_minute: Annotated[int, msgspec.Meta(ge=0)] = 10
+    """Comments one person may post in one session per minute (0: no limit); presenters and
+    moderators are exempt."""
+    address_posts_per_minute: Annotated[int, msgspec.Meta(ge=0)] = 600
+    """Posts, edits and reports per minute from one client address, per process (0: no
+    limit). Generous: a whole hospital may share one address."""
+    address_connects_per_minute: Annotated[int, msgspec.Meta(ge=0)] = 600
+    """Live-feed connections per minute from one client address, per process (0: no limit)."""
+    rate_limit_exempt: str = ""
+    """Addresses or networks (``10.0.0.0/8``), comma-separated, exempt from the limits by
+    address (e.g. a load generator)."""
+    forwarded_allow_ips: str = "127.0.0.1"
+    """Proxies (the load balancer) trusted for ``X-Forwarded-For``: the client's address is
+    taken from it only when the connection comes from one of these (``*``: any)."""
     log_format: Literal["text", "json"] = "text"
     """``json``: one JSON object per line, with the request and session ids."""
     ring_size: Positive = 1024
@@ -118,6 +133,10 @@ def load_settings(
         raise ConfigError(_name_variable(str(exc))) from None
     if settings.workers > 1 and not settings.redis_url:
         raise ConfigError("WORKERS > 1 needs REDIS_URL: processes share sessions through Redis")
+    try:
+        parse_networks(settings.rate_limit_exempt)
+    except ValueError as exc:
+        raise ConfigError(f"RATE_LIMIT_EXEMPT: {exc}") from None
     if settings.metrics_address:
         _, sep, port = settings.metrics_address.rpartition(":")
         if not sep or not port.isdigit() or int(port) > 65535:

@@ -17,6 +17,7 @@ from .errors import (
     BadRequest,
     NotFound,
     PayloadTooLarge,
+    TooManyRequests,
     Unauthorized,
     Unavailable,
 )
@@ -123,6 +124,18 @@ def comment_id(request: Request) -> int:
     return value
 
 
+def limit_address(request: Request) -> None:
+    """429 ``rate_limited`` when the client's address posts faster than its limit."""
+    address = request.client.host if request.client else ""
+    retry = services(request).address_posts.take(address)
+    if retry is not None:
+        raise TooManyRequests(
+            "rate_limited",
+            f"too many requests from your address; retry in {retry} s",
+            retry_after=retry,
+        )
+
+
 async def session_of(request: Request) -> SessionRecord:
     session = await services(request).store.session(request.path_params["slug"])
     logs.session.set(session.slug)
@@ -216,6 +229,8 @@ async def post_comment(request: Request) -> Response:
 
 
 async def _post_comment(request: Request) -> Response:
+    limit_address(request)
+    settings = services(request).settings
     who = caller(request)
     session = await session_of(request)
     who.require("attendee", session.event_slug)
@@ -224,7 +239,7 @@ async def _post_comment(request: Request) -> Response:
     hold = screen(session, body)
     result, event = await services(request).store.post(
         session, who, body, new.parent_id, new.client_key, question=new.question, hold=hold,
-        admit=lambda standing: admit(standing, session, who, hold),
+        admit=lambda standing: admit(standing, session, who, hold, settings.posts_per_minute),
     )  # fmt: skip
     await publish(request, session, event)
     if result.created and result.comment.status == "held":
@@ -248,6 +263,7 @@ async def publish(request: Request, session: SessionRecord, event: bytes | None)
 
 
 async def edit_comment(request: Request) -> Response:
+    limit_address(request)
     who, cid, session = await comment_target(request, "attendee")
     edit = await read_json(request, CommentEdit)
     body = body_text(edit.body)

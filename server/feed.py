@@ -33,6 +33,7 @@ log = logging.getLogger("backchannel.feed")
 CLOSE_UNSUPPORTED = 1003
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
+CLOSE_RATE_LIMITED = 4429
 BURST = 20  # client messages allowed at once
 REFILL_PER_SECOND = 1.0
 
@@ -55,6 +56,12 @@ async def live(websocket: WebSocket) -> None:
         await websocket.close(CLOSE_POLICY)  # before accepting: the handshake answers 403
         return
     await websocket.accept()
+    address = websocket.client.host if websocket.client else ""
+    retry = services.address_connects.take(address)
+    if retry is not None:
+        log.info("feed refused: %s connects too often", address)
+        await websocket.close(CLOSE_RATE_LIMITED, f"too many connections; retry in {retry} s")
+        return
     if sink is None:
         log.error("feed: the server runs without BackchannelWebSocketProtocol; closing")
         await websocket.close(CLOSE_INTERNAL, "server misconfigured")

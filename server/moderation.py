@@ -27,15 +27,29 @@ def screen(session: SessionRecord, body: str, *, edit: bool = False) -> Hold | N
 
 
 def admit(
-    standing: Standing, session: SessionRecord, who: Identity, hold: Hold | None
+    standing: Standing,
+    session: SessionRecord,
+    who: Identity,
+    hold: Hold | None,
+    per_minute: int = 0,
 ) -> Hold | None:
     """Whether ``who`` may post now, given their standing in the event: a ban or a timeout
     refuses (403 ``banned`` / ``timed_out``), slow mode refuses a post too soon after their last
-    one (429 ``slow_mode`` with the seconds left), a flag holds it for review. Presenters and
-    moderators are exempt from slow mode."""
+    one (429 ``slow_mode`` with the seconds left), more than ``per_minute`` posts in a minute
+    are refused (429 ``rate_limited``), a flag holds it for review. Presenters and moderators
+    are exempt from slow mode and from ``per_minute``."""
     check_sanctions(standing)
+    staff = who.has_role("presenter", session.event_slug)
+    if per_minute and not staff and standing.posts_last_minute >= per_minute:
+        oldest = standing.first_in_minute or standing.now
+        left = max(1, math.ceil(60 - (standing.now - oldest).total_seconds()))
+        raise TooManyRequests(
+            "rate_limited",
+            f"at most {per_minute} comments a minute; you can post again in {left} s",
+            retry_after=left,
+        )
     interval = session.slow_mode
-    if interval and standing.last_post_at and not who.has_role("presenter", session.event_slug):
+    if interval and standing.last_post_at and not staff:
         waited = (standing.now - standing.last_post_at).total_seconds()
         if waited < interval:
             left = max(1, math.ceil(interval - waited))

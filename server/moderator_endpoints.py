@@ -18,6 +18,7 @@ from .endpoints import (
     caller,
     comment_target,
     int_param,
+    limit_address,
     publish,
     read_json,
     services,
@@ -145,6 +146,7 @@ async def review_many(request: Request) -> Response:
 
 async def report_comment(request: Request) -> Response:
     """An attendee reports a published comment; enough reports hold it for review."""
+    limit_address(request)
     who, cid, session = await comment_target(request, "attendee")
     report = await read_json(request, NewReport)
     svc = services(request)

@@ -15,6 +15,7 @@ from .bus_memory import MemoryBus
 from .config import Settings
 from .errors import ConfigError
 from .hub import Hub
+from .limits import RateLimiter
 from .metrics import Metrics
 from .migrations import migrate
 from .notices import Notices
@@ -47,6 +48,8 @@ class Services:
     notices: Notices
     slow_mode: SlowModeGovernor
     metrics: Metrics
+    address_posts: RateLimiter
+    address_connects: RateLimiter
 
     @classmethod
     async def open(cls, settings: Settings) -> Services:
@@ -93,6 +96,12 @@ class Services:
             notices=Notices(hub),
             slow_mode=slow_mode,
             metrics=metrics,
+            address_posts=RateLimiter(
+                settings.address_posts_per_minute, settings.rate_limit_exempt
+            ),
+            address_connects=RateLimiter(
+                settings.address_connects_per_minute, settings.rate_limit_exempt
+            ),
         )
 
     async def close(self) -> None:

@@ -78,6 +78,9 @@ def make_settings(database_url: str, workdir: Path) -> Callable[..., Settings]:
             "server_name": f"test-{next(names)}",
             "port": 0,
             "metrics_address": "",  # a test that scrapes asks for one
+            # Tests post fast from one address; the tests of the limits ask for them.
+            "posts_per_minute": 0,
+            "rate_limit_exempt": "127.0.0.0/8",
         }
         values.update(overrides)
         return Settings(**values)
@@ -97,6 +100,8 @@ def env(database_url: str, redis_url: str, workdir: Path) -> dict[str, str]:
         "DATA_DIR": str(workdir / "data"),
         "LOG_LEVEL": "info",
         "METRICS_ADDRESS": "",  # many servers run at once; a test that scrapes asks for one
+        "POSTS_PER_MINUTE": "0",  # tests post fast from one address; limit tests ask for them
+        "RATE_LIMIT_EXEMPT": "127.0.0.0/8",
     }
 
 

@@ -267,3 +267,52 @@ async def test_sigterm_drains_no_acknowledged_post_is_lost(
         await conn.close()
     assert set(acknowledged) <= stored, "an acknowledged post was lost"
     assert len(stored) == len(acknowledged)  # nothing half-stored either
+
+
+# --- Rate limits ---------------------------------------------------------------------------------
+
+
+async def test_posting_and_connecting_are_rate_limited(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(
+        posts_per_minute=3,
+        address_posts_per_minute=8,
+        address_connects_per_minute=4,
+        rate_limit_exempt="",
+    )
+    server = await InProcessServer(settings).start()
+    try:
+        board = await new_board(server.url)
+        async with board.api() as person, board.api("presenter") as presenter:
+            for n in range(3):
+                await person.post(board.session, f"thought {n}")
+            with pytest.raises(ApiError) as per_person:
+                await person.post(board.session, "one too many")
+            error = per_person.value
+            assert (error.status, error.code) == (429, "rate_limited")
+            assert 1 <= error.details["retry_after"] <= 60
+            for n in range(4):  # presenters are not limited per person...
+                await presenter.post(board.session, f"from the stage {n}")
+            with pytest.raises(ApiError) as per_address:  # ...but the address is (8 a minute)
+                await presenter.post(board.session, "and one more")
+            assert (per_address.value.status, per_address.value.code) == (429, "rate_limited")
+            response = await presenter.http.post(
+                f"/v1/sessions/{board.session}/comments", json={"body": "again"}
+            )
+            assert response.status_code == 429 and int(response.headers["retry-after"]) >= 1
+        async with board.api() as reader:
+            total = (await reader.session(board.session))["total"]
+        assert total == 7  # nothing refused was stored
+        closes = []
+        for _ in range(6):
+            try:
+                async with Feed(server.url, board.session) as feed:
+                    await feed.next_message("watching", timeout=10)
+            except ConnectionClosed as closed:  # before its hello
+                assert closed.rcvd is not None
+                closes.append((closed.rcvd.code, closed.rcvd.reason))
+        assert len(closes) == 2  # 4 a minute: the 5th and 6th are refused
+        assert closes[0][0] == 4429 and "retry in" in closes[0][1]
+    finally:
+        await server.stop()

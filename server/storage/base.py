@@ -291,6 +291,9 @@ class Standing:
     flagged: bool
     last_post_at: datetime | None
     now: datetime
+    posts_last_minute: int = 0
+    first_in_minute: datetime | None = None
+    """The oldest of their posts in this session in the last minute."""
 
 
 # Sanctions in force for author $2 in event $3.
@@ -317,6 +320,12 @@ async def standing(
         f"""SELECT {ACCEPTING} AS accepting, now() AS now,
                 (SELECT max(created_at) FROM comments c
                  WHERE c.session_id = s.id AND c.author_id = $2) AS last_post_at,
+                (SELECT count(*) FROM comments c WHERE c.session_id = s.id
+                   AND c.author_id = $2 AND c.created_at > now() - interval '1 minute')
+                    AS posts_last_minute,
+                (SELECT min(created_at) FROM comments c WHERE c.session_id = s.id
+                   AND c.author_id = $2 AND c.created_at > now() - interval '1 minute')
+                    AS first_in_minute,
                 (SELECT coalesce(bool_or(kind = 'ban'), false) FROM {SANCTIONS_IN_FORCE})
                     AS banned,
                 (SELECT coalesce(bool_or(kind = 'timeout'), false) FROM {SANCTIONS_IN_FORCE})
