@@ -316,3 +316,17 @@ async def test_posting_and_connecting_are_rate_limited(
         assert closes[0][0] == 4429 and "retry in" in closes[0][1]
     finally:
         await server.stop()
+
+
+def test_the_grafana_dashboard_uses_only_metrics_the_server_exports() -> None:
+    from server.metrics import Metrics
+
+    dashboard = Path(__file__).resolve().parent.parent / "deploy/grafana/backchannel-dashboard.json"
+    queried = set(re.findall(r"backchannel_\w+", dashboard.read_text(encoding="utf-8")))
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    families = {family.name: family.type for family in Metrics().registry.collect()}
+    exported = {name + end for name, kind in families.items() for end in suffixes[kind]}
+    assert queried, "the dashboard queries nothing"
+    assert queried <= exported, f"not exported: {sorted(queried - exported)}"
+    shown = {re.sub(r"_(total|bucket|count|sum)$", "", name) for name in queried}
+    assert set(families) <= shown, f"not on the dashboard: {sorted(set(families) - shown)}"
