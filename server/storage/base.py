@@ -61,6 +61,7 @@ SESSION_FROM = "sessions s JOIN events e ON e.id = s.event_id"
 ACCEPTING = """s.state = 'open' AND (s.opens_at IS NULL OR s.opens_at <= now())
     AND (s.closes_at IS NULL OR now() < s.closes_at)"""
 
+LOST_CONNECTION_ERRORS = (asyncpg.InterfaceError, asyncpg.exceptions._base.InternalClientError)
 CONNECTION_ERRORS = (
     OSError,
     TimeoutError,
@@ -198,7 +199,14 @@ class StoreBase:
         (503 with Retry-After), whatever statement found out."""
         try:
             async with self._pool.acquire(timeout=5) as conn:
-                yield conn
+                try:
+                    yield conn
+                except LOST_CONNECTION_ERRORS as exc:
+                    # A pooled connection whose server went away fails with these; any other
+                    # time they are bugs, and stay errors.
+                    if not conn.is_closed():
+                        raise
+                    raise ConnectionResetError(f"{type(exc).__name__}: {exc}") from exc
         except CONNECTION_ERRORS as exc:
             log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
             raise Unavailable("database_unavailable", "the database is unavailable; retry") from exc
