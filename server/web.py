@@ -5,13 +5,16 @@ the API, and the name of the answering process."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import client
-
-WEB_ROOT = Path(client.__file__).parent / "web"
+# Found without importing the Python client (``client/__init__.py`` loads httpx).
+_CLIENT = importlib.util.find_spec("client")
+if _CLIENT is None or _CLIENT.origin is None:
+    raise RuntimeError("the client package (client/, with the browser screens) is not installed")
+WEB_ROOT = Path(_CLIENT.origin).parent / "web"
 
 
 def content_security_policy(frame_ancestors: frozenset[str]) -> str:
