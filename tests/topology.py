@@ -30,6 +30,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -325,6 +326,8 @@ class LoadBalancer:
         self.port = free_port()
         self.variables = {bind_variable(config): f"127.0.0.1:{self.port}", **addresses}
         self.admin_socket = workdir / "haproxy.sock"
+        if len(str(self.admin_socket)) > 100:  # a UNIX socket's path has room for 107 bytes
+            self.admin_socket = Path(tempfile.mkdtemp(prefix="backchannel-lb-")) / "haproxy.sock"
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
