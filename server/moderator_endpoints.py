@@ -4,9 +4,6 @@ like ``endpoints.py``, whose helpers they share; private messages go through ``n
 
 from __future__ import annotations
 
-import csv
-import io
-
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,9 +24,7 @@ from .endpoints import (
 from .errors import BadRequest
 from .moderation import check_sanctions
 from .protocol import (
-    AuditEntry,
     BulkReview,
-    CommentView,
     EventRules,
     LiftResult,
     MyPending,
@@ -40,6 +35,7 @@ from .protocol import (
     Sanctions,
 )
 from .storage import SessionRecord
+from .transfer import AUDIT_COLUMNS, EXPORT_COLUMNS, csv_text, export_body, export_row
 
 
 def event_moderator(request: Request) -> tuple[str, Identity]:
@@ -241,39 +237,13 @@ async def export_session(request: Request) -> Response:
         return csv_response(
             f"{session.slug}.csv", EXPORT_COLUMNS, [export_row(c) for c in comments]
         )
-    return JSONResponse({"session": session.view(), "comments": comments})
-
-
-def spreadsheet_safe(value: object) -> object:
-    """A cell that a spreadsheet will not run as a formula (CSV injection): text starting with
-    ``= + - @`` or a tab or carriage return gets a leading apostrophe."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def export_row(comment: CommentView) -> dict[str, object]:
-    row = msgspec.structs.asdict(comment)
-    author = row.pop("author")
-    for name in ("name", "profession", "city", "region", "country"):
-        row[f"author_{name}"] = getattr(author, name) if author is not None else ""
-    return row
-
-
-AUDIT_COLUMNS = [f.name for f in msgspec.structs.fields(AuditEntry)]
-EXPORT_COLUMNS = [f.name for f in msgspec.structs.fields(CommentView) if f.name != "author"] + [
-    f"author_{name}" for name in ("name", "profession", "city", "region", "country")
-]
+    return JSONResponse(export_body(session.view(), comments))
 
 
 def csv_response(filename: str, columns: list[str], rows: list[dict[str, object]]) -> Response:
     """A CSV download with a header row (also when there are no rows)."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
     return Response(
-        out.getvalue(),
+        csv_text(columns, rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
