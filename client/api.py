@@ -31,7 +31,12 @@ class Api:
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self.http.request(method, path, **kwargs)
         if response.status_code >= 400:
-            error = dict(response.json().get("error", {}))
+            try:
+                error = dict(response.json().get("error", {}))
+            except ValueError:  # not ours: e.g. a load balancer's page when no replica answers
+                raise ApiError(
+                    response.status_code, "http_error", response.text[:200].strip()
+                ) from None
             code, message = error.pop("code", ""), error.pop("message", "")
             raise ApiError(response.status_code, code, message, **error)
         return response.json()

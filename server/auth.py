@@ -8,7 +8,9 @@ A token without ``kid`` is accepted only while exactly one secret is configured.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -76,9 +78,15 @@ def development_secret(data_dir: Path) -> dict[str, str]:
     """A secret kept in ``data_dir`` so that ``backchannel token`` and ``serve`` agree locally."""
     path = data_dir / "jwt-secret"
     if not path.exists():
+        # Several processes may start at once: each writes a whole file aside and links it into
+        # place, which only the first one does; all then read the same secret.
         data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+        aside = data_dir / f".jwt-secret.{os.getpid()}"
+        aside.write_text(secrets.token_urlsafe(32))
+        aside.chmod(0o600)
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, path)
+        aside.unlink()
     return {"dev": path.read_text().strip()}
 
 

@@ -26,7 +26,14 @@ def board() -> dict[str, Any]:
 
 
 async def load_demo(store: Store) -> str:
-    """Create the demo board unless its session exists; returns the session's slug."""
+    """Create the demo board, or complete one that a stopped process left half loaded; returns
+    the session's slug. One process at a time (several replicas start together): each comment
+    is posted with its key, so one already there is found, not posted again."""
+    async with store.exclusive("backchannel-demo"):
+        return await _load(store)
+
+
+async def _load(store: Store) -> str:
     data = board()
     event, session = data["event"], data["session"]
     with contextlib.suppress(Conflict):
@@ -42,7 +49,7 @@ async def load_demo(store: Store) -> str:
             ),
         )
     except Conflict:
-        return str(session["slug"])
+        record = await store.session(session["slug"])
     authors = {a["sub"]: a for a in data["authors"]}
     ids: dict[str, int] = {}
     comments = data["comments"]
@@ -66,5 +73,5 @@ async def load_demo(store: Store) -> str:
             record, who, comment["body"], parent, comment["key"], at=start + step * index
         )
         ids[comment["key"]] = result.comment.id
-    log.info("demo board %s created with %d comments", session["slug"], len(comments))
+    log.info("demo board %s ready with %d comments", session["slug"], len(comments))
     return str(session["slug"])

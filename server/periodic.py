@@ -27,18 +27,26 @@ class Periodic:
         self._step = step
         self._expected = expected
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self.name)
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop the task. A step may swallow one cancellation (a library catching
+        ``CancelledError``, or ``asyncio.wait_for`` in Python 3.11), so cancel until it ends."""
+        self._closing = True
+        task, self._task = self._task, None
+        deadline = asyncio.get_running_loop().time() + timeout
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
+            if asyncio.get_running_loop().time() > deadline:
+                log.error("%s: still running %.0f s after being stopped", self.name, timeout)
+                return
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self.interval)
             try:
                 await self._step()

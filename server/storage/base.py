@@ -211,6 +211,17 @@ class StoreBase:
             log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
             raise Unavailable("database_unavailable", "the database is unavailable; retry") from exc
 
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """Run a block in one process of the cluster at a time (a PostgreSQL advisory lock,
+        held by one pooled connection for the block)."""
+        async with self._connection() as conn:
+            await conn.execute("SELECT pg_advisory_lock(hashtext($1))", name)
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
+
     async def ping(self) -> None:
         async with self._connection() as conn:
             await conn.fetchval("SELECT 1")
