@@ -137,6 +137,9 @@ CREATE INDEX comments_reported ON comments (session_id, id) WHERE open_reports >
 -- For slow mode: an author's latest post in a session, and the session's posts per minute.
 CREATE INDEX comments_by_author ON comments (session_id, author_id, created_at);
 CREATE INDEX comments_recent ON comments (session_id, created_at);
+-- For the data commands (forget, retention): an author's comments; a comment's replies.
+CREATE INDEX comments_author ON comments (author_id);
+CREATE INDEX comments_parent ON comments (parent_id) WHERE parent_id IS NOT NULL;
 
 -- Enforce the state machine on every write, whoever writes.
 CREATE FUNCTION comments_check_state() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -206,6 +209,7 @@ CREATE TABLE session_events (
     CONSTRAINT session_events_check CHECK ((kind LIKE 'comment.%') = (comment_id IS NOT NULL)),
     CONSTRAINT session_events_data_check CHECK ((kind = 'helpful.counts') = (data IS NOT NULL))
 );
+CREATE INDEX session_events_comment ON session_events (comment_id) WHERE comment_id IS NOT NULL;
 
 -- One helpful mark per person and comment; the count on the comment is kept with it.
 CREATE TABLE helpful_marks (
@@ -231,6 +235,9 @@ CREATE TABLE audit_log (
     author_id   bigint REFERENCES authors (id)  -- the author a ban, timeout, flag or lift was about
 );
 CREATE INDEX audit_log_event ON audit_log (event_id, id);
+CREATE INDEX audit_log_session ON audit_log (session_id) WHERE session_id IS NOT NULL;
+CREATE INDEX audit_log_comment ON audit_log (comment_id) WHERE comment_id IS NOT NULL;
+CREATE INDEX audit_log_author ON audit_log (author_id) WHERE author_id IS NOT NULL;
 
 -- Attendees' reports: one per person per comment. A moderator's decision resolves them.
 CREATE TABLE reports (

@@ -1,4 +1,5 @@
-"""``backchannel``: serve, migrate, token. Each subcommand has ``--help``."""
+"""``backchannel``: serve, migrate, token, watch, and the data commands export, import, forget and
+retention (``server/transfer.py``). Each subcommand has ``--help``."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from .metrics import MULTIPROCESS, serve_multiprocess
 from .migrations import migrate
 from .protocol import ROLES
 from .services import signing_keys
+from .transfer import DATA_COMMANDS, add_commands, run
 
 log = logging.getLogger("backchannel")
 
@@ -63,6 +65,7 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--region", default="")
     token.add_argument("--country", default="")
     token.add_argument("--ttl", type=float, default=3 * 3600, help="seconds until expiry")
+    add_commands(commands)
     return top
 
 
@@ -100,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             asyncio.run(_migrate(settings.database_url))
             return 0
+        if args.command in DATA_COMMANDS:
+            return asyncio.run(_data_command(settings, args))
         return serve(settings)
     finally:
         if embedded is not None:
@@ -146,6 +151,11 @@ async def _migrate(url: str) -> None:
         log.info("migrations: %s", f"applied {applied}" if applied else "up to date")
     finally:
         await conn.close()
+
+
+async def _data_command(settings: Settings, args: argparse.Namespace) -> int:
+    await _migrate(settings.database_url)
+    return await run(settings, args)
 
 
 async def _prepare(settings: Settings) -> str | None:

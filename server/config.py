@@ -80,6 +80,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_size: Annotated[int, msgspec.Meta(ge=1, le=200)] = 10
     demo: bool = False
     """Create the demo event and session with their comments at start-up (if absent)."""
+    retention_days: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """``backchannel retention`` removes boards whose session closed more than this many days
+    ago (0: keep every board forever)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @property

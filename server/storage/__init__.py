@@ -16,9 +16,10 @@ from .base import Hold, SessionRecord, Standing, comment_view
 from .reads import ExportStore, ReadStore
 from .sanctions import SanctionOutcome, SanctionStore
 from .sessions import SessionStore
+from .transfer import TransferStore
 
 
-class Store(SessionStore, SanctionStore, ReadStore, ExportStore):
+class Store(SessionStore, SanctionStore, ReadStore, ExportStore, TransferStore):
     """The whole store: sessions, comments and reads share one pool."""
 
 
