@@ -38,7 +38,7 @@ from .protocol import (
     encode,
 )
 from .services import Services, dev_tokens, signing_keys
-from .storage import SessionRecord
+from .storage import Hold, SessionRecord
 from .text import TextError, clean_body
 
 T = TypeVar("T")
@@ -269,7 +269,10 @@ async def edit_comment(request: Request) -> Response:
     body = body_text(edit.body)
     hold = screen(session, body, edit=True)
     store = services(request).store
-    check_sanctions(await store.standing_of(session, who))
+    standing = await store.standing_of(session, who)
+    check_sanctions(standing)
+    if hold is None and standing is not None and standing.flagged:
+        hold = Hold("flagged")  # a flagged author's edit waits for review, as their posts do
     result, event = await store.edit(session, cid, who, body, hold)
     await publish(request, session, event)
     if hold is not None and result.changed:

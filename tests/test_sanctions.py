@@ -202,10 +202,20 @@ async def test_a_flagged_authors_posts_wait_for_review(board: Board) -> None:
         assert (held["status"], held["hold_reason"]) == ("held", "flagged")
         mine = await api.mine(board.session)
         assert [c["id"] for c in mine["items"]] == [held["id"]]
+        first = (await api.page(board.session))["threads"][0]["comment"]
+        edited = await api.edit(first["id"], "first, with a second thought")
+        assert (edited["comment"]["status"], edited["comment"]["hold_reason"]) == (
+            "held",
+            "flagged",
+        )  # an edit of theirs waits for review too
         rejected = await moderator.reject(held["id"], "off topic")
         assert rejected["comment"]["status"] == "rejected"
-        [still] = (await api.mine(board.session))["items"]
-        assert (still["status"], still["hold_reason"]) == ("rejected", "off topic")
+        mine = {c["id"]: c for c in (await api.mine(board.session))["items"]}
+        assert (mine[held["id"]]["status"], mine[held["id"]]["hold_reason"]) == (
+            "rejected",
+            "off topic",
+        )
+        assert mine[first["id"]]["status"] == "held"
 
 
 # --- Slow mode -----------------------------------------------------------------------------------
