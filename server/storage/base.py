@@ -179,7 +179,8 @@ def sql(query: str) -> str:
 class StoreBase:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._authors: OrderedDict[tuple[str, ...], int] = OrderedDict()
+        # (sub, name, profession, city, region, country) -> (author id, when to look again)
+        self._authors: OrderedDict[tuple[str, ...], tuple[int, float]] = OrderedDict()
 
     @classmethod
     async def connect(cls, dsn: str, size: int) -> Self:

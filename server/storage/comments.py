@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -44,6 +45,7 @@ from .base import (
 log = logging.getLogger("backchannel.store")
 
 EDIT_WINDOW_SECONDS = 300
+AUTHOR_CACHE_SECONDS = 60.0
 # Judges an author's standing when they post: may raise (refused) or return a hold.
 Admit = Callable[[Standing], Hold | None]
 
@@ -54,9 +56,9 @@ class CommentStore(StoreBase):
     async def _author_id(self, conn: asyncpg.Connection, who: Identity) -> int:
         key = (who.sub, who.name, who.profession, who.city, who.region, who.country)
         cached = self._authors.get(key)
-        if cached is not None:
+        if cached is not None and cached[1] > time.monotonic():
             self._authors.move_to_end(key)
-            return cached
+            return cached[0]
         author_id: int = await conn.fetchval(
             """INSERT INTO authors (external_id, name, profession, city, region, country)
                VALUES ($1, $2, $3, $4, $5, $6)
@@ -66,7 +68,10 @@ class CommentStore(StoreBase):
                RETURNING id""",
             *key,
         )
-        self._authors[key] = author_id
+        # Looked up again after a while: another process (or `backchannel forget`, or
+        # retention) may have changed the row since.
+        self._authors[key] = (author_id, time.monotonic() + AUTHOR_CACHE_SECONDS)
+        self._authors.move_to_end(key)
         if len(self._authors) > AUTHOR_CACHE_SIZE:
             self._authors.popitem(last=False)
         return author_id
