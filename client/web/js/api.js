@@ -3,12 +3,14 @@
 // while the network (or the server) is away, so a comment is stored once and never lost.
 
 export class ApiError extends Error {
-  constructor(status, code, message, retryAfter = 0) {
+  /** details: what the error object carried besides code and message (retry_after, until, …). */
+  constructor(status, code, message, retryAfter = 0, details = {}) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
     this.retryAfter = retryAfter;
+    this.details = details;
   }
 
   /** Worth retrying unchanged: no answer at all, or the server says "later". */
@@ -88,11 +90,14 @@ export function createApi({ base = "", tokens = null } = {}) {
     }
     if (response.ok) return data;
     const error = (data && data.error) || {};
+    const { code, message, ...details } = error;
     const failure = new ApiError(
       response.status,
-      error.code || `http_${response.status}`,
-      error.message || response.statusText || `HTTP ${response.status}`,
-      Number(response.headers.get("Retry-After")) || 0,
+      code || `http_${response.status}`,
+      message || response.statusText || `HTTP ${response.status}`,
+      // A host site's page cannot read Retry-After across origins: the body says it too.
+      Number(response.headers.get("Retry-After")) || Number(details.retry_after) || 0,
+      details,
     );
     if (failure.code === "token_expired" && retryAuth && tokens && tokens.canRefresh) {
       const fresh = await tokens.refresh("expired");
@@ -170,6 +175,19 @@ export function createApi({ base = "", tokens = null } = {}) {
     /** The event's own word lists and support message (moderators). */
     rules: (event) => request("GET", `${eventPath(event)}/rules`),
     saveRules: (event, patch) => request("PATCH", `${eventPath(event)}/rules`, { body: patch }),
+    /** Change a session's details (moderators): {session, changed, seq}. */
+    updateSession: (slug, patch) => request("PATCH", slugPath(slug), { body: patch }),
+    /** Report a comment to the moderators: {comment_id, reported, reports, held}. */
+    report: (id, reason, detail = "") =>
+      request("POST", `${commentPath(id)}/report`, { body: detail ? { reason, detail } : { reason } }),
+    /** The sanctions in force in an event (moderators): {event, items}, newest first. */
+    sanctions: (event) => request("GET", `${eventPath(event)}/sanctions`),
+    /** Flag, time out or ban an author (sanction: kind, minutes, reason, remove_comments). */
+    sanction: (event, authorId, sanction) =>
+      request("POST", `${eventPath(event)}/authors/${encodeURIComponent(authorId)}/sanctions`, { body: sanction }),
+    /** Lift every sanction in force on an author: {lifted}. */
+    lift: (event, authorId) =>
+      request("DELETE", `${eventPath(event)}/authors/${encodeURIComponent(authorId)}/sanctions`),
   };
 }
 
@@ -241,6 +259,16 @@ export function describeError(error, action = "That") {
       return "That is too much text to send at once.";
     case "database_unavailable":
       return "The comment server is busy; trying again.";
+    case "banned":
+      return "Not posted: a moderator has removed your ability to post in this event. Your text is kept here.";
+    case "timed_out":
+      return "Not posted: a moderator has paused your posting for a while. Your text is kept here.";
+    case "slow_mode":
+      return `Slow mode: you can post again in ${error.retryAfter || error.details?.retry_after || "a few"} s. Your text is kept here.`;
+    case "own_comment":
+      return "You cannot report your own comment.";
+    case "unknown_author":
+      return "That author is not known in this event.";
     default:
       if (error.code.startsWith("token_")) return `Your sign-in is not valid: ${error.message}.`;
       return `${action} failed: ${error.message}.`;

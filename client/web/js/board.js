@@ -16,12 +16,18 @@
 //   it (the public comment.approved event shows it to everyone) or rejects it ("Not published",
 //   with the reason, until its author dismisses it). `pending` keeps these own posts; events
 //   carry them redacted, so the author's own text is laid over what the events say.
+// - A moderator's timeout or ban (sanctioned.js) replaces the forms with a calm message until it
+//   ends; slow mode (slowmode.js) shows a banner and counts down to the next post; others'
+//   comments can be reported (report.js).
 
 import { ApiError, createApi, describeError, wakeRetries } from "./api.js";
 import { Announcer, byTestId, fill, h, keepPosition, paragraphs, setText, show, store as local, uuid } from "./dom.js";
-import { answeredText, authorName, authorNodes, count, formatDateTime, formatTime, timeElement } from "./format.js";
+import { answeredText, authorName, authorNodes, count, duration, formatDateTime, formatTime, timeElement } from "./format.js";
 import { Live } from "./live.js";
+import { createReports } from "./report.js";
 import { authorReason, rejectedText, rejectionReason, tabStore } from "./review.js";
+import { Standing, renderSanctioned, sanctionFromError, sanctionText } from "./sanctioned.js";
+import { Pace, slowModeText, waitText } from "./slowmode.js";
 import { CommentStore, WindowWatch, isPublic, isShown } from "./state.js";
 import { Tokens } from "./token.js";
 import { fatal, pageParams, showStatus, showTotal, showWatching, signInForm, tokenNeeded, whoami } from "./ui.js";
@@ -44,6 +50,8 @@ const ui = {
   account: document.getElementById("account"),
   form: byTestId("comment-form"),
   closed: byTestId("closed"),
+  slowMode: byTestId("slow-mode"),
+  sanctioned: byTestId("sanctioned"),
   error: byTestId("error"),
   errorHome: byTestId("error").parentElement,
   errorNext: byTestId("error").nextSibling,
@@ -90,6 +98,17 @@ const pending = new Map(); // id -> {comment, support, reason}: own posts others
 let mineMissing = false; // the server has no GET …/mine (404 not_found): do not ask again
 
 const windowWatch = new WindowWatch((isAccepting, changed) => setAccepting(isAccepting, changed));
+const standing = new Standing({ skew: () => windowWatch.skew, onChange: onStanding });
+const pace = new Pace({ onTick: onPace });
+const reports = createReports({
+  api,
+  tokens,
+  say: (text) => ui.announcer.say(text),
+  showError,
+  hideError,
+  onSanction: (error) => refusedBySanction(error, "Not sent"),
+});
+let errorKind = null; // "sanction" or "slow" while the error shown is about one of those
 
 // --- Drafts (localStorage): {body, question, key, pending} -----------------------------------------
 
@@ -122,7 +141,8 @@ function saveMarked() {
 // --- Errors and notices --------------------------------------------------------------------------
 
 /** Show the one error element, inside the form the problem belongs to. */
-function showError(text, form = null) {
+function showError(text, form = null, kind = null) {
+  errorKind = kind;
   const where = form && form !== ui.form ? form : null;
   if (where) where.append(ui.error);
   else if (ui.error.parentElement !== ui.errorHome) ui.errorHome.insertBefore(ui.error, ui.errorNext);
@@ -131,6 +151,7 @@ function showError(text, form = null) {
 }
 
 function hideError() {
+  errorKind = null;
   show(ui.error, false);
   setText(ui.error, "");
 }
@@ -151,7 +172,9 @@ function renderSession() {
   setText(ui.speakers, list ? `with ${list}` : "");
   show(ui.speakers, Boolean(list));
   setText(ui.prompt, session.prompt || "What do you think?");
+  pace.setSeconds(session.slow_mode);
   windowWatch.update(session);
+  renderSlowMode();
 }
 
 function setAccepting(isAccepting, changed) {
@@ -168,11 +191,95 @@ function setAccepting(isAccepting, changed) {
 function renderCompose() {
   const signedIn = Boolean(tokens.current);
   const open = accepting === true;
+  const sanction = signedIn ? standing.current : null;
   show(ui.closed, accepting === false);
   const soon = session && session.state === "open" && windowBefore();
   setText(ui.closed, soon ? `Comments are closed. They open at ${formatDateTime(session.opens_at)}.` : "Comments are closed");
-  show(ui.form, signedIn && open);
+  show(ui.form, signedIn && open && !sanction);
+  renderSanctioned(ui.sanctioned, sanction);
+  renderSlowMode();
   renderAccount();
+}
+
+/** "Slow mode: one comment per 30 s" above the form, while it is on and the form is there. */
+function renderSlowMode() {
+  const text = slowModeText(session);
+  setText(ui.slowMode, text);
+  show(ui.slowMode, Boolean(text) && accepting !== false && !(tokens.current && standing.current));
+}
+
+// --- Sanctions and slow mode ----------------------------------------------------------------------
+
+/** Where someone writes or is told they cannot: focus there follows a sanction's changes. */
+const CONTRIBUTING = ["comment-form", "reply-form", "edit-form", "report-form", "sanctioned"].map((t) => `[data-testid="${t}"]`).join(", ");
+
+/** A timeout or ban began or ended (auth.ok, a notice, a refused post, or its time ran out). */
+function onStanding(sanction, { live, before }) {
+  const focusWasIn = Boolean(document.activeElement?.closest?.(CONTRIBUTING));
+  if (sanction) {
+    closeReply({ focus: false });
+    for (const [id, node] of nodes) if (node.editing) closeEdit(id, { focus: false });
+    reports.close({ focus: false });
+  } else if (errorKind === "sanction") {
+    hideError();
+  }
+  if (embed) renderCompose();
+  else keepPosition(".c-main", renderCompose);
+  refreshOwnAll();
+  if (focusWasIn) (sanction ? ui.sanctioned : ui.textarea).focus({ preventScroll: true });
+  if (!live || !tokens.current) return;
+  if (sanction) ui.announcer.say(sanctionText(sanction));
+  else ui.announcer.say(before?.kind === "ban" ? "A moderator has given back your ability to post." : "Your posting is no longer paused: you can post again.");
+}
+
+/**
+ * A request refused with 403 banned or timed_out: the server knows of a sanction this page may
+ * not have heard of yet. Show it (keeping what is known of it), and say what was not done.
+ */
+function refusedBySanction(error, what = "Not posted") {
+  const sanction = sanctionFromError(error);
+  if (!sanction) return false;
+  const known = standing.current;
+  const same = known && known.kind === sanction.kind;
+  const next = same ? { ...known, until: sanction.until ?? known.until } : sanction;
+  standing.set(next, { live: !same });
+  const sentence = sanctionText(next);
+  showError(`${what}: ${sentence[0].toLowerCase()}${sentence.slice(1)} Your text is kept here.`, null, "sanction");
+  return true;
+}
+
+let paceShown = 0;
+
+/** The seconds left before one's next post changed: the buttons and the countdown follow. */
+function onPace(left) {
+  renderPace();
+  if (left > 0 && paceShown === 0) ui.announcer.say(`Slow mode: ${waitText(left).toLowerCase()}.`);
+  if (left === 0 && paceShown > 0) {
+    if (errorKind === "slow") hideError();
+    if (ui.textarea.value.trim() && !ui.form.hidden) ui.announcer.say("You can post again now.");
+  }
+  paceShown = left;
+}
+
+/** The post forms (the comment form, an open reply form) wait while slow mode asks them to. */
+function renderPace() {
+  const left = pace.left;
+  for (const form of [ui.form, openReply?.form]) {
+    if (!form) continue;
+    const wait = form.querySelector('[data-testid="slow-wait"]');
+    if (wait) {
+      setText(wait, left > 0 ? waitText(left) : "");
+      show(wait, left > 0);
+    }
+    const button = form.querySelector('button[type="submit"]');
+    if (!form.elements.body.readOnly) button.disabled = postBlocked(form);
+  }
+}
+
+/** Whether a post form's button waits (slow mode; a reply form also while comments are closed). */
+function postBlocked(form) {
+  if (form !== ui.form && form.dataset.testid !== "reply-form") return false;
+  return pace.left > 0 || (form !== ui.form && accepting === false);
 }
 
 function windowBefore() {
@@ -214,7 +321,9 @@ function onTokenChange() {
     own.clear();
     myAuthorId = null;
     for (const id of [...pending.keys()]) forgetOwn(id);
+    standing.set(null);
   }
+  pace.setOwner(slug, sub, tokens.claims?.role);
   loadMarked();
   renderCompose();
   for (const id of nodes.keys()) refreshHelpful(id);
@@ -306,6 +415,7 @@ function actionsPart(c) {
       text: "Link",
       onclick: (event) => followPermalink(event, c.id),
     }),
+    h("span", { class: "report-slot" }),
     h("span", { class: "own-actions" }),
     h("span", { class: "reply-count" }),
   );
@@ -406,7 +516,7 @@ function editDeadline(c) {
 }
 
 function canEdit(c) {
-  return isPublic(c) && isMine(c) && accepting === true && !editClosed.has(c.id) && Date.now() < editDeadline(c);
+  return isPublic(c) && isMine(c) && accepting === true && !standing.current && !editClosed.has(c.id) && Date.now() < editDeadline(c);
 }
 
 /** Run refreshOwnAll() when the next Edit button's window closes. */
@@ -433,6 +543,7 @@ function refreshOwnAll() {
 function renderOwn(node, c) {
   const slot = node.parts?.actions?.querySelector(".own-actions");
   if (!slot) return;
+  renderContribute(node, c);
   const mine = isMine(c);
   const editable = mine && !node.editing && canEdit(c);
   node.editUntil = editable ? editDeadline(c) : null;
@@ -501,6 +612,15 @@ function renderOwn(node, c) {
     const swap = { delete: "delete-cancel", "delete-cancel": "delete", "delete-confirm": "delete", edit: "delete" };
     (slot.querySelector(`[data-testid="${focused}"]`) || slot.querySelector(`[data-testid="${swap[focused]}"]`))?.focus();
   }
+}
+
+/** Reply and Report: offered to a signed-in person who may contribute (no sanction in force). */
+function renderContribute(node, c) {
+  const sanctioned = Boolean(tokens.current && standing.current);
+  const reply = node.parts.actions.querySelector('[data-testid="reply-link"]');
+  if (reply && reply.hidden !== sanctioned) reply.hidden = sanctioned;
+  const reportable = Boolean(tokens.current) && !sanctioned && isPublic(c) && Boolean(c.author) && !isMine(c);
+  reports.render(node, c, reportable);
 }
 
 function confirmDelete(id, on) {
@@ -665,6 +785,7 @@ async function saveEdit(id, form) {
     ui.announcer.say(result.changed ? "Your edit was saved." : "Nothing to change: the comment already says that.");
   } catch (error) {
     lock(form, false, "");
+    if (error instanceof ApiError && refusedBySanction(error, "Not saved")) return;
     const code = error instanceof ApiError ? error.code : "";
     const text = code === "session_closed" ? "Comments are closed: your edit was not saved." : describeError(error, "Saving your edit");
     if (form.isConnected) showError(text, form);
@@ -1307,7 +1428,7 @@ function lock(form, locked, text = "") {
   const textarea = form.elements.body;
   const button = form.querySelector('button[type="submit"]');
   textarea.readOnly = locked;
-  button.disabled = locked;
+  button.disabled = locked || postBlocked(form);
   if (form.elements.question) form.elements.question.disabled = locked;
   const status = form.querySelector(".form-status");
   if (status) setText(status, text);
@@ -1329,6 +1450,15 @@ async function submit(form, parentId = null) {
   }
   if (accepting === false) {
     showError("Comments are closed: your comment was not posted. Your text is kept here.", form);
+    return;
+  }
+  if (standing.current) {
+    const sentence = sanctionText(standing.current);
+    showError(`Not posted: ${sentence[0].toLowerCase()}${sentence.slice(1)} Your text is kept here.`, null, "sanction");
+    return;
+  }
+  if (pace.left > 0) {
+    showError(`Slow mode: ${waitText(pace.left).toLowerCase()}. Your text is kept here.`, form, "slow");
     return;
   }
   hideError();
@@ -1357,7 +1487,14 @@ async function send(form, parentId, { body, question, key }) {
     posted(result.comment, form, result.support_message);
   } catch (error) {
     saveDraft(parentId, { body, question, key: null, pending: false });
+    if (error instanceof ApiError && error.code === "slow_mode") pace.refused(error.details?.retry_after ?? error.retryAfter, error.details?.slow_mode);
     lock(form, false, "");
+    if (error instanceof ApiError && refusedBySanction(error)) return;
+    if (error instanceof ApiError && error.code === "slow_mode") {
+      const interval = error.details?.slow_mode ? `one comment per ${duration(error.details.slow_mode)}; ` : "";
+      showError(`Slow mode: ${interval}${waitText(pace.left || error.retryAfter).toLowerCase()}. Your text is kept here.`, form.isConnected ? form : null, "slow");
+      return;
+    }
     showError(describeError(error, "Posting"), form.isConnected ? form : null);
     if (error instanceof ApiError && error.status === 401) {
       if (!tokens.canRefresh) tokens.clear();
@@ -1369,6 +1506,8 @@ async function send(form, parentId, { body, question, key }) {
 /** The server stored this person's comment: show it at once, where it belongs. */
 function posted(comment, form, support = null) {
   own.add(comment.id);
+  const at = Date.parse(comment.created_at) - windowWatch.skew;
+  pace.posted(Number.isNaN(at) ? Date.now() : Math.min(at, Date.now()));
   if (comment.author && comment.author.id && comment.author.id !== myAuthorId) {
     myAuthorId = comment.author.id;
     refreshOwnAll();
@@ -1439,7 +1578,7 @@ function revealOwn(id) {
 
 function toggleReply(id) {
   if (openReply && openReply.id === id) closeReply();
-  else openReplyForm(id);
+  else if (!(tokens.current && standing.current)) openReplyForm(id);
 }
 
 function openReplyForm(id, { focus = true } = {}) {
@@ -1472,8 +1611,9 @@ function openReplyForm(id, { focus = true } = {}) {
     h(
       "div",
       { class: "form-row" },
-      h("button", { type: "submit", class: "button primary", testid: "post-reply", text: "Post reply" }),
+      h("button", { type: "submit", class: "button primary", testid: "post-reply", "aria-describedby": `reply-wait-${id}`, text: "Post reply" }),
       h("button", { type: "button", class: "button", text: "Cancel", onclick: () => closeReply() }),
+      h("span", { class: "slow-wait", testid: "slow-wait", id: `reply-wait-${id}`, hidden: true }),
     ),
     h("p", { class: "form-status", role: "status" }),
     closedNote,
@@ -1494,10 +1634,8 @@ function openReplyForm(id, { focus = true } = {}) {
 }
 
 function renderReplyState(reply) {
-  const open = accepting !== false;
-  show(reply.closedNote, !open);
-  const button = reply.form.querySelector('[data-testid="post-reply"]');
-  if (!reply.form.elements.body.readOnly) button.disabled = !open;
+  show(reply.closedNote, accepting === false);
+  renderPace();
 }
 
 function closeReply({ focus = true } = {}) {
@@ -1712,6 +1850,7 @@ async function main() {
         myAuthorId = message.author_id;
         refreshOwnAll();
       }
+      if ("sanction" in message) standing.set(message.sanction); // what is in force, on every (re)connection
       loadMine(); // notices are not replayed: what happened to one's posts meanwhile
     },
     onNotice,
@@ -1726,6 +1865,11 @@ async function main() {
 
 /** A private message about one of this person's comments (docs/protocol.md, `notice`). */
 function onNotice(notice) {
+  if (notice.kind === "author.sanctioned" || notice.kind === "author.reinstated") {
+    if (notice.event && session && notice.event !== session.event) return; // another event's
+    standing.set(notice.kind === "author.sanctioned" ? notice.sanction : null, { live: true });
+    return;
+  }
   if (notice.session !== slug) return;
   switch (notice.kind) {
     case "comment.held": {

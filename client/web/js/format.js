@@ -68,6 +68,22 @@ export function formatTime(value) {
   return date ? timeOnly.format(date) : "";
 }
 
+/** "2:32 PM" when it is today (in the viewer's zone), else "Jun 13, 2025, 2:32 PM". */
+export function formatWhen(value) {
+  const date = toDate(value);
+  if (!date) return "";
+  return date.toDateString() === new Date().toDateString() ? timeOnly.format(date) : dateTime.format(date);
+}
+
+/** "30 s", "2 min", "1 min 30 s": a length of time in seconds, as slow mode speaks of it. */
+export function duration(seconds) {
+  const s = Math.max(0, Math.round(Number(seconds) || 0));
+  if (s < 60) return `${s} s`;
+  const minutes = Math.floor(s / 60);
+  const rest = s % 60;
+  return rest ? `${minutes} min ${rest} s` : `${minutes} min`;
+}
+
 /** A `<time datetime>` element showing the date and time, the full form on hover. */
 export function timeElement(value, { testid = "time", timeOnlyText = false } = {}) {
   const date = toDate(value);

@@ -13,6 +13,10 @@
 // Above the stream, the review queue (queue.js) lists the event's posts waiting for review, and
 // the rules editor (rules.js) its own word lists and support message. Keys in the queue: j/k or
 // arrows move, a approves, r rejects, x selects, A/R act on the selection.
+//
+// Each comment (and queue row) has an author menu (sanctions.js, authormenu.js): flag, pause or
+// ban its author in the event, optionally removing all their comments; the sanctions panel lists
+// what is in force, each with Lift. Slow mode is set in the header (slowcontrols.js).
 
 import { ApiError, saveBlob } from "./api.js";
 import { h, fill, keepPosition, paragraphs, reconcile, setText, show } from "./dom.js";
@@ -20,6 +24,8 @@ import { authorNodes, formatDateTime, formatTime, moderatorName, removedText, ti
 import { acceptance, isPublic } from "./state.js";
 import { reviewQueue } from "./queue.js";
 import { rulesEditor } from "./rules.js";
+import { sanctionsConsole } from "./sanctions.js";
+import { slowModeControls } from "./slowcontrols.js";
 import { badges, parentKey, replyContext, staffScreen } from "./staff.js";
 
 const stream = document.getElementById("stream");
@@ -58,12 +64,17 @@ const screen = staffScreen({
     render();
   },
   onSession: () => {
+    sanctions.setAllowed(canModerate && Boolean(screen.session));
+    slow.setAllowed(canModerate && Boolean(screen.session));
+    slow.render();
     renderSession();
     queue.setAllowed(canModerate && Boolean(screen.session));
     rules.setAllowed(canModerate && Boolean(screen.session));
   },
   onGate: (allowed) => {
     canModerate = allowed;
+    sanctions.setAllowed(canModerate && Boolean(screen.session));
+    slow.setAllowed(canModerate && Boolean(screen.session));
     renderSession();
     renderTools();
     render();
@@ -74,7 +85,13 @@ const screen = staffScreen({
   onQueue: (message) => queue.onMessage(message),
 });
 const { store, api } = screen;
-const queue = reviewQueue({ screen, reason: () => reason() });
+const sanctions = sanctionsConsole({ screen, reason: () => reason(), onChanged: () => refreshAudit() });
+const slow = slowModeControls({ screen, reason: () => reason(), onChanged: () => refreshAudit() });
+const queue = reviewQueue({
+  screen,
+  reason: () => reason(),
+  authorTools: (c, describedBy) => sanctions.menuFor(`queue-${c.id}`, c, describedBy),
+});
 const rules = rulesEditor({ screen });
 
 // --- The session's state -------------------------------------------------------------------------
@@ -190,6 +207,7 @@ function fillNode(node, c) {
             text: "Remove",
             onclick: () => moderate(c.id, "remove"),
           }),
+      removed || reviewing ? null : sanctions.menuFor(`stream-${c.id}`, c, labelId),
       c.reply_count > 0 ? h("span", { class: "m-replies", text: `${c.reply_count} ${c.reply_count === 1 ? "reply" : "replies"}` }) : null,
       h("a", {
         class: "m-link",
@@ -332,6 +350,7 @@ const TYPING = 'textarea, select, [contenteditable], input:not([type="checkbox"]
 document.addEventListener("keydown", (event) => {
   if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return;
   if (event.target.closest && event.target.closest(TYPING)) return;
+  if (event.target.closest?.(".am-panel")) return; // an open author menu has keys of its own
   if (queue.handleKey(event)) {
     event.preventDefault();
     return;

@@ -2,17 +2,20 @@
 // bottom, in large type; it follows new comments while scrolled to the bottom. Filters: all,
 // top-level only, questions only, most helpful. A presenter highlights comments (a toggle)
 // and marks questions answered (POST /v1/comments/{id}/marks). Comments removed by a
-// moderator or deleted by their author leave the feed; a reply to one says which.
+// moderator or deleted by their author leave the feed; a reply to one says which. Slow mode
+// shows quietly in the header (presenters are never slowed).
 
 import { h, fill, reconcile, paragraphs, setText, show } from "./dom.js";
 import { authorNodes, timeElement } from "./format.js";
 import { isPublic } from "./state.js";
+import { slowModeText } from "./slowmode.js";
 import { badges, parentKey, replyContext, staffScreen } from "./staff.js";
 
 const feed = document.getElementById("feed");
 const scroller = document.getElementById("feed-scroller");
 const empty = document.querySelector(".p-empty");
 const jump = document.querySelector(".jump");
+const slowMode = document.querySelector('[data-testid="slow-mode"]');
 const nodes = new Map(); // id -> {article, comment, allowed}
 let filter = "all";
 let unseen = 0;
@@ -25,6 +28,11 @@ const screen = staffScreen({
   onGate: (allowed) => {
     canMark = allowed;
     render({ added: [] });
+  },
+  onSession: (session) => {
+    const text = slowModeText(session, "Slow mode for attendees");
+    setText(slowMode, text);
+    show(slowMode, Boolean(text));
   },
 });
 const { store, api } = screen;

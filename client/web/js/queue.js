@@ -20,10 +20,11 @@ const GONE_MS = 30000; // a reviewed id stays out of reloads this long (a reload
 const REFRESH_MS = 30000;
 
 /**
- * reviewQueue({screen, reason}) where screen is staff.js's and reason() the header's reason.
+ * reviewQueue({screen, reason, authorTools}) where screen is staff.js's, reason() the header's
+ * reason, and authorTools(comment, describedBy) the author menu for a row (or null).
  * Returns {setAllowed(allowed), load(), onMessage(message), handleKey(event), enter()}.
  */
-export function reviewQueue({ screen, reason }) {
+export function reviewQueue({ screen, reason, authorTools = () => null }) {
   const { api } = screen;
   const panel = document.querySelector('[data-testid="queue"]');
   const list = document.getElementById("queue-list");
@@ -115,6 +116,7 @@ export function reviewQueue({ screen, reason }) {
           text: reported ? "Remove" : "Reject",
           onclick: () => review([id], false),
         }),
+        allowed && !entry.handled ? authorTools(c, authorId) : null,
         entry.handled ? h("p", { class: "handled-by", testid: "handled-by", text: entry.handled }) : null,
       ),
     );
