@@ -1,0 +1,125 @@
+"""The floor target: ``bench/targets/floor_server.py`` (a bare asyncio fan-out, no database),
+with Redis between its processes when there are several."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from server.embedded import free_port
+
+from ..machine import tree
+from . import Target, TargetConfig
+
+
+class Floor(Target):
+    name = "floor"
+    description = "bare asyncio transport.write loop: the machine's limit for this fan-out"
+    capabilities = frozenset({"since", "processes", "bound", "seq", "counters"})
+
+    def __init__(self, env: Any, workdir: Path) -> None:
+        super().__init__(env, workdir)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.args: list[str] = []
+        self.stats_dir = workdir / "floor-stats"
+        self.log_path = workdir / "floor.log"
+
+    async def start(self, config: TargetConfig, label: str) -> None:
+        self.config = config
+        self.port = free_port()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.stats_dir = self.workdir / f"floor-stats-{label}"
+        self.stats_dir.mkdir(parents=True, exist_ok=True)
+        limit = config.settings.get("WS_SEND_BUFFER_LIMIT", "262144")
+        ping = config.ping_interval if config.ping_interval is not None else 20.0
+        self.args = [
+            "--port",
+            str(self.port),
+            "--workers",
+            str(config.processes),
+            "--limit",
+            limit,
+            "--ping-interval",
+            str(ping),
+            "--stats-dir",
+            str(self.stats_dir),
+        ]
+        if config.processes > 1:
+            self.args += ["--redis", await self.env.redis_url()]
+        self.log_path = self.workdir / f"floor-{label}.log"
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bench.targets.floor_server", *self.args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=Path(__file__).resolve().parents[2],
+            )
+        deadline = time.monotonic() + 60
+        async with httpx.AsyncClient() as http:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"floor exited:\n{self.log_path.read_text()[-3000:]}")
+                try:
+                    answer = await http.get(f"http://127.0.0.1:{self.port}/healthz")
+                    # every worker up: each writes its stats file once started
+                    started = len(list(self.stats_dir.glob("*.json")))
+                    if answer.status_code == 200 and started >= config.processes:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise TimeoutError(f"floor not ready; see {self.log_path}")
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                await asyncio.to_thread(self.process.wait, 15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def ports(self) -> list[int]:
+        return [self.port]
+
+    async def head(self, slug: str) -> int | None:
+        async with httpx.AsyncClient() as http:
+            response = await http.get(f"http://127.0.0.1:{self.port}/v1/sessions/{slug}")
+            return int(response.json()["head"])
+
+    def process_groups(self) -> dict[str, Callable[[], list[int]]]:
+        pid = self.process.pid if self.process is not None else 0
+        groups: dict[str, Callable[[], list[int]]] = {"server": lambda: tree(pid) if pid else []}
+        if self.config.processes > 1:
+            groups["redis"] = self.env.redis_pids
+        return groups
+
+    async def counters(self) -> dict[str, float]:
+        total: dict[str, float] = {}
+        for path in self.stats_dir.glob("*.json"):
+            try:
+                values = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            for name, value in values.items():
+                total[name] = total.get(name, 0.0) + float(value)
+        return total
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "command": "python -m bench.targets.floor_server "
+            + " ".join(a for a in self.args if not a.startswith("/"))
+        }
+
+
+TARGET = Floor
