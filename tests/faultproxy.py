@@ -16,7 +16,8 @@ then no longer follows the proxy's):
   are closed with ``SO_LINGER`` 0: a reset, no FIN.
 
 Besides these, :meth:`FaultProxy.stall` / :meth:`ProxyConnection.stall` stop forwarding (and
-reading, so the sender feels the backpressure) for some seconds or until :meth:`resume`, and
+reading, so the sender feels the backpressure), both ways or one, for some seconds or until
+:meth:`resume` (one way without end: a peer whose TCP stack went away with its window full), and
 :meth:`ProxyConnection.reset` resets one connection now or after its next bytes to the client.
 
 Each direction of a connection is a reader (its source socket), a bounded queue of chunks
@@ -24,7 +25,10 @@ Each direction of a connection is a reader (its source socket), a bounded queue 
 and a writer (the other socket). A reset from either side is passed on as a reset once the
 data read before it is delivered; an end of stream as an end of stream. ``upstream_rcvbuf`` sets
 the receive buffer of the proxy's own socket to the target, before it connects, so that a stall or
-a trickle reaches the target's send buffer quickly.
+a trickle reaches the target's send buffer quickly; ``upstream_mss`` the MSS that socket announces
+(``TCP_MAXSEG``). Linux sizes a connection's send buffer from the MSS, which is about 64 KiB on
+loopback: there the target's kernel takes about 3 MiB for a reader that never reads before a byte
+waits in the target's own buffer; with ``upstream_mss=1460`` (a client on Ethernet) about 75 KiB.
 
 Usage::
 
@@ -82,6 +86,16 @@ class Faults:
 CLEAN = Faults()
 
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
+
+
+def _stall(until: dict[Direction, float], seconds: float | None, direction: Direction) -> None:
+    """Set the stall deadlines of ``direction`` (None: without end; 0: lift)."""
+    for one in (Direction.UP, Direction.DOWN):
+        if one & direction:
+            if seconds is None:
+                until[one] = float("inf")
+            else:
+                until[one] = time.monotonic() + seconds if seconds > 0 else 0.0
 
 
 class _Signal:
@@ -173,12 +187,16 @@ class ProxyConnection:
         self.target_ended_at: float | None = None
         self.reset_by_proxy = False
         """The proxy reset this connection (a ``reset_after`` mark, :meth:`reset`, closing)."""
+        self.cut: tuple[int, int] | None = None
+        """Where a reset mark cut the chunk in flight to the client: (bytes of it forwarded, its
+        size). A chunk is what one read from the target returned, whole frames as a rule, so a
+        cut strictly inside one is, as a rule, mid-frame."""
         self.errors: list[Exception] = []
         """Unexpected failures of the proxy's own tasks (a test can assert there are none)."""
         self._client = client
         self._target: socket.socket | None = None
         self._own_faults: Faults | None = None
-        self._stalled_until = 0.0  # monotonic; math.inf: until resume()
+        self._stalled_until = {Direction.UP: 0.0, Direction.DOWN: 0.0}  # monotonic; inf: resume()
         self._reset_at: int | None = None  # bytes_down at which to reset
         self._abort = asyncio.Event()
         self._closed = asyncio.Event()
@@ -204,13 +222,14 @@ class ProxyConnection:
         self._own_faults = faults
         self.proxy._changed.notify()
 
-    def stall(self, seconds: float | None = None) -> None:
-        """Forward nothing (and read nothing) for ``seconds``, or until :meth:`resume`."""
-        self._stalled_until = float("inf") if seconds is None else time.monotonic() + seconds
+    def stall(self, seconds: float | None = None, direction: Direction = Direction.BOTH) -> None:
+        """Forward nothing (and read nothing) in ``direction`` for ``seconds``, or until
+        :meth:`resume`."""
+        _stall(self._stalled_until, seconds, direction)
         self.proxy._changed.notify()
 
     def resume(self) -> None:
-        self._stalled_until = 0.0
+        _stall(self._stalled_until, 0.0, Direction.BOTH)
         self.proxy._changed.notify()
 
     def reset(self, after: int = 0) -> None:
@@ -226,20 +245,29 @@ class ProxyConnection:
     def open(self) -> bool:
         return not self._closed.is_set()
 
+    @property
+    def upstream_address(self) -> tuple[str, int] | None:
+        """The proxy's own address on its connection to the target (the target sees this
+        connection coming from there), once connected."""
+        if self._target is None or self._target.fileno() < 0:
+            return None
+        host, port = self._target.getsockname()[:2]
+        return host, port
+
     async def wait_closed(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self._closed.wait(), timeout)
 
-    def _stalled(self) -> float:
-        """Seconds left of the stall in force (0: none)."""
-        until = max(self._stalled_until, self.proxy._stalled_until)
+    def _stalled(self, direction: Direction) -> float:
+        """Seconds left of the stall in force in ``direction`` (0: none)."""
+        until = max(self._stalled_until[direction], self.proxy._stalled_until[direction])
         return max(0.0, until - time.monotonic())
 
     def _reset_mark(self) -> int | None:
         marks = [m for m in (self._reset_at, self.faults.reset_after) if m is not None]
         return min(marks) if marks else None
 
-    async def _unstalled(self) -> None:
-        while (left := self._stalled()) > 0:
+    async def _unstalled(self, direction: Direction) -> None:
+        while (left := self._stalled(direction)) > 0:
             await self.proxy._changed.wait(None if left == float("inf") else left)
 
     # --- Running ---------------------------------------------------------------------------------
@@ -253,6 +281,8 @@ class ProxyConnection:
             target = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             if self.proxy.upstream_rcvbuf is not None:
                 target.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.proxy.upstream_rcvbuf)
+            if self.proxy.upstream_mss is not None:
+                target.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, self.proxy.upstream_mss)
             target.setblocking(False)
             self._target = target
             try:
@@ -302,7 +332,7 @@ class ProxyConnection:
     async def _read(self, source: socket.socket, pipe: _Pipe, direction: Direction) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await self._unstalled()
+            await self._unstalled(direction)
             try:
                 data = await loop.sock_recv(source, self.proxy.chunk_size)
             except OSError as exc:
@@ -349,7 +379,7 @@ class ProxyConnection:
                 return
             if (wait := chunk.due - time.monotonic()) > 0:
                 await asyncio.sleep(wait)  # the latency itself
-            await self._unstalled()
+            await self._unstalled(direction)
             if self.faults.drops(direction):
                 self._count_drop(direction, len(chunk.data))
                 continue
@@ -358,6 +388,7 @@ class ProxyConnection:
             if direction is Direction.DOWN and (mark := self._reset_mark()) is not None:
                 room = max(0, mark - self.bytes_down)
                 if room < len(data):
+                    self.cut = (room, len(data))
                     data, cut = data[:room], True
             try:
                 await self._send(sink, data, direction)
@@ -375,7 +406,7 @@ class ProxyConnection:
         loop = asyncio.get_running_loop()
         view = memoryview(data)
         while view:
-            await self._unstalled()
+            await self._unstalled(direction)
             rate = self.faults.bandwidth
             if rate is None:
                 await loop.sock_sendall(sink, view)
@@ -421,6 +452,7 @@ class FaultProxy:
         chunk_size: int = 16 * 1024,
         buffer_limit: int = 256 * 1024,
         upstream_rcvbuf: int | None = None,
+        upstream_mss: int | None = None,
     ) -> None:
         self.target = target
         self.host = host
@@ -428,10 +460,11 @@ class FaultProxy:
         self.chunk_size = chunk_size
         self.buffer_limit = buffer_limit
         self.upstream_rcvbuf = upstream_rcvbuf
+        self.upstream_mss = upstream_mss
         self.connections: list[ProxyConnection] = []
         """Every connection accepted, open or closed, in order."""
         self._faults = faults
-        self._stalled_until = 0.0
+        self._stalled_until = {Direction.UP: 0.0, Direction.DOWN: 0.0}
         self._changed = _Signal()
         self._listener: socket.socket | None = None
         self._accepting: asyncio.Task[None] | None = None
@@ -506,13 +539,14 @@ class FaultProxy:
         self._faults = faults
         self._changed.notify()
 
-    def stall(self, seconds: float | None = None) -> None:
-        """Stop forwarding on every connection for ``seconds``, or until :meth:`resume`."""
-        self._stalled_until = float("inf") if seconds is None else time.monotonic() + seconds
+    def stall(self, seconds: float | None = None, direction: Direction = Direction.BOTH) -> None:
+        """Stop forwarding in ``direction`` on every connection (those accepted later too) for
+        ``seconds``, or until :meth:`resume`."""
+        _stall(self._stalled_until, seconds, direction)
         self._changed.notify()
 
     def resume(self) -> None:
-        self._stalled_until = 0.0
+        _stall(self._stalled_until, 0.0, Direction.BOTH)
         self._changed.notify()
 
     def reset_all(self, after: int = 0) -> None:
