@@ -58,6 +58,10 @@ class Sink(Protocol):
     def close(self, code: int, reason: str) -> None:
         """Close with ``code``: no more writes; the socket is aborted if the close cannot go out."""
 
+    @property
+    def open(self) -> bool:
+        """False once the connection is closed or closing."""
+
 
 @dataclass(eq=False)
 class Watcher:
@@ -67,7 +71,8 @@ class Watcher:
 
     def send(self, frame: bytes) -> bool:
         """Write ``frame``; False when the watcher is over its bound and must be shed."""
-        return self.sink.write(frame) <= self.limit
+        # -1: the connection is closed or closing; it goes too (leaves the hub).
+        return 0 <= self.sink.write(frame) <= self.limit
 
 
 @dataclass
@@ -419,6 +424,9 @@ class Hub:
             self.shed(watcher)
 
     def shed(self, watcher: Watcher) -> None:
+        if not watcher.sink.open:  # already closed (e.g. a ping timeout): it just leaves
+            self.leave(watcher)
+            return
         self.stats.shed += 1
         self.leave(watcher)
         watcher.sink.close(CLOSE_TOO_SLOW, "too slow: reconnect with since")

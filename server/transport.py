@@ -28,11 +28,19 @@ RESTART_REASON = "server restarting: reconnect with since"
 class RawSink:
     """Writes complete frames to one client connection. See :class:`server.hub.Sink`."""
 
-    __slots__ = ("_protocol", "grace")
+    __slots__ = ("_protocol",)
 
-    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+    def __init__(self, protocol: BackchannelWebSocketProtocol) -> None:
         self._protocol = protocol
-        self.grace = DEFAULT_GRACE
+
+    @property
+    def grace(self) -> float:
+        """Seconds a closed client has to read its close frame before its socket is aborted."""
+        return self._protocol.shed_grace
+
+    @grace.setter
+    def grace(self, seconds: float) -> None:
+        self._protocol.shed_grace = seconds
 
     @property
     def open(self) -> bool:
@@ -70,6 +78,20 @@ class RawSink:
 
 
 class BackchannelWebSocketProtocol(WebSocketsSansIOProtocol):
+    shed_grace: float = DEFAULT_GRACE
+
+    def keepalive_timeout(self) -> None:
+        """No pong within the ping timeout: the peer is gone or stuck. uvicorn sends 1011 and
+        closes the transport, which waits for unsent bytes to flush (a dead peer never reads
+        them) and does not tell the app. Tell the app, so the hub lets the watcher go, and abort
+        the socket after the grace, so its buffer is freed."""
+        already = self.close_sent or self.transport.is_closing()
+        super().keepalive_timeout()
+        if already:
+            return
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": 1011})
+        self.loop.call_later(self.shed_grace, self.transport.abort)
+
     def shutdown(self) -> None:
         """The server is draining (SIGTERM): close with 1012 and say how to come back, after
         what is already buffered for this client."""
