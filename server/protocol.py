@@ -204,6 +204,10 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     session: SessionView | None = None
     helpful: list[HelpfulCount] = []
     """For ``helpful.counts``: the comments whose helpful count moved, with their counts."""
+    parents: list[CommentView] = []
+    """For ``comment.restored`` and ``comment.approved`` of a reply: its ancestors that are not
+    public, redacted, outermost first, so that a board that never held them (pages leave out a
+    hidden comment without public replies) can show them as placeholders above it."""
 
 
 class Health(msgspec.Struct, frozen=True):

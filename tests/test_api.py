@@ -19,7 +19,7 @@ import pytest
 from jwt.warnings import InsecureKeyLengthWarning
 from starlette.routing import Route
 
-from client import Api, ApiError
+from client import Api, ApiError, Feed
 from server.app import routes
 
 from .conftest import Board, make_token, new_board
@@ -772,6 +772,26 @@ async def test_removing_a_reply_lowers_its_parent_reply_count(actors: Actors) ->
     assert thread["comment"]["reply_count"] == 1
     assert ids(thread["replies"]) == [second]
     assert page["total"] == 2
+
+
+async def test_a_restored_reply_brings_the_placeholders_above_it(actors: Actors) -> None:
+    top = (await actors.post("the thread"))["comment"]["id"]
+    middle = (await actors.post("the middle reply", parent_id=top))["comment"]["id"]
+    leaf = (await actors.post("a reply to the middle", parent_id=middle))["comment"]["id"]
+    for cid in (leaf, middle, top):
+        await moderate(actors, cid, "remove")
+    page = await actors.page()
+    assert page["threads"] == []  # nothing public beneath them: pages leave them out
+    async with Feed(actors.board.url, actors.slug, since=page["head"]) as feed:
+        await moderate(actors, leaf, "restore")
+        event = await feed.next_event()
+    assert (event["kind"], event["comment"]["id"]) == ("comment.restored", leaf)
+    # The board never held the two removed comments above it: they come along, redacted.
+    assert [p["id"] for p in event["parents"]] == [top, middle]
+    assert all(p["body"] is None and p["author"] is None for p in event["parents"])
+    assert [p["status"] for p in event["parents"]] == ["removed", "removed"]
+    thread = thread_of(await actors.page(), top)
+    assert ids([thread["comment"], *thread["replies"]]) == [top, middle, leaf]
 
 
 # --- 7. Sessions ---------------------------------------------------------------------------------

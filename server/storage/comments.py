@@ -227,6 +227,9 @@ class CommentStore(StoreBase):
         assert counts is not None
         comment = comment_view(row, session.slug)
         found = await ancestors(conn, {row["parent_id"]} - {None})
+        parents = []
+        if kind in REAPPEARING and comment.status in PUBLIC_STATES and found:
+            parents = await hidden_ancestors(conn, list(found), session.slug)
         event = Event(
             seq=seq,
             kind=kind,
@@ -234,6 +237,7 @@ class CommentStore(StoreBase):
             total=counts["comment_count"],
             comment=comment,
             reply_counts=reply_counts(row["parent_id"], found),
+            parents=parents,
         )
         log.info("session %s: %s comment %d (seq %d)", session.slug, kind, row["id"], seq)
         return comment, encode_event(event)
@@ -458,6 +462,25 @@ class CommentStore(StoreBase):
         except Unchanged as unchanged:
             assert isinstance(unchanged.result, EditResult)
             return unchanged.result, None
+
+
+# Events after which a reply may be public beneath ancestors that a board never held: pages
+# leave out a hidden comment without public replies, and this reply is now one.
+REAPPEARING = frozenset({"comment.restored", "comment.approved"})
+
+
+async def hidden_ancestors(
+    conn: asyncpg.Connection, ids: list[int], session: str
+) -> list[CommentView]:
+    """Those of ``ids`` that are not public, redacted (placeholders), outermost first."""
+    rows = await conn.fetch(
+        f"""SELECT {COMMENT} FROM {COMMENT_FROM}
+            WHERE c.id = ANY($1::bigint[]) AND NOT (c.status = ANY($2::text[]))
+            ORDER BY c.depth""",
+        ids,
+        list(PUBLIC_STATES),
+    )
+    return [comment_view(r, session) for r in rows]
 
 
 async def resolve_reports(conn: asyncpg.Connection, comment_ids: list[int]) -> None:
