@@ -405,6 +405,7 @@ async def test_automatic_slow_mode_shows_as_a_busy_session(board: Board, tabs: T
     )
     await page.get_by_test_id("auto-slow-threshold").fill("1")
     await page.get_by_test_id("save-slow-mode").click()
+    await expect(page.get_by_test_id("slow-mode-saved")).to_contain_text("Saved at")
     await expect(page.get_by_test_id("auto-slow-threshold")).to_have_value("1")
     async with moderator.api() as api:
         session = await api.session(board.session)

@@ -21,11 +21,13 @@
 //   comments can be reported (report.js).
 
 import { ApiError, createApi, describeError, wakeRetries } from "./api.js";
-import { Announcer, byTestId, fill, h, keepPosition, paragraphs, setText, show, store as local, uuid } from "./dom.js";
-import { answeredText, authorName, authorNodes, count, duration, formatDateTime, formatTime, timeElement } from "./format.js";
+import { Announcer, byTestId, fill, h, keepPosition, setText, show, store as local, uuid } from "./dom.js";
+import { authorName, count, duration, formatDateTime, formatTime } from "./format.js";
+import { badgesPart, bodyPart, headPart, heldPart, helpfulButton, permalinkHref, placeholderText, rejectedPart, supportPart, updateHelpful } from "./commentparts.js";
+import { createEmbedView } from "./embedview.js";
 import { Live } from "./live.js";
 import { createReports } from "./report.js";
-import { authorReason, rejectedText, rejectionReason, tabStore } from "./review.js";
+import { rejectedText, rejectionReason, tabStore } from "./review.js";
 import { Standing, renderSanctioned, sanctionFromError, sanctionText } from "./sanctioned.js";
 import { Pace, slowModeText, waitText } from "./slowmode.js";
 import { CommentStore, WindowWatch, isPublic, isShown } from "./state.js";
@@ -108,6 +110,7 @@ const reports = createReports({
   hideError,
   onSanction: (error) => refusedBySanction(error, "Not sent"),
 });
+const embedView = createEmbedView({ list: ui.list, tokens });
 let errorKind = null; // "sanction" or "slow" while the error shown is about one of those
 
 // --- Drafts (localStorage): {body, question, key, pending} -----------------------------------------
@@ -332,65 +335,6 @@ function onTokenChange() {
 
 // --- Rendering comments --------------------------------------------------------------------------
 
-function permalinkHref(id) {
-  const url = new URL("board.html", window.location.href);
-  url.search = new URLSearchParams({ session: slug, comment: String(id) }).toString();
-  return `${url.pathname}${url.search}`;
-}
-
-function badge(testid, text, extra = null) {
-  return h("span", { class: ["badge", `badge-${testid}`, extra], testid, text });
-}
-
-function helpfulButton(c) {
-  const button = h(
-    "button",
-    { type: "button", class: "action helpful", testid: "helpful", onclick: () => markHelpful(c.id) },
-    h("span", { class: "helpful-label" }),
-    " ",
-    h("span", { class: "count" }),
-  );
-  updateHelpful(button, c);
-  return button;
-}
-
-function updateHelpful(button, c) {
-  const pressed = marked.has(c.id);
-  button.setAttribute("aria-pressed", pressed ? "true" : "false");
-  button.title = pressed ? "You marked this helpful" : "Mark this comment helpful";
-  setText(button.querySelector(".helpful-label"), pressed ? "Helpful ✓" : "Helpful");
-  setText(button.querySelector(".count"), String(c.helpful_count || 0));
-}
-
-function headPart(c) {
-  return h(
-    "div",
-    { class: "c-head" },
-    c.parent_id === null && c.number ? h("span", { class: "number", testid: "number", text: `${c.number}.` }) : null,
-    h("span", { class: "author", testid: "author", id: `author-${c.id}` }, authorNodes(c.author)),
-    h(
-      "span",
-      { class: "c-time" },
-      timeElement(c.created_at),
-      c.edited_at ? h("span", { class: "edited", testid: "edited", title: `Edited ${formatDateTime(c.edited_at)}`, text: " (edited)" }) : null,
-    ),
-  );
-}
-
-function badgesPart(c) {
-  return h(
-    "div",
-    { class: "badges", hidden: !(c.question || c.highlighted_at || c.answered_at) },
-    c.question ? badge("question", "Question for the presenter") : null,
-    c.highlighted_at ? badge("highlighted", "Highlighted by the presenter") : null,
-    c.answered_at ? badge("answered", answeredText(c.answered_at)) : null,
-  );
-}
-
-function bodyPart(c) {
-  return h("div", { class: "body", testid: "body" }, paragraphs(c.body));
-}
-
 function actionsPart(c) {
   return h(
     "div",
@@ -404,11 +348,11 @@ function actionsPart(c) {
       text: "Reply",
       onclick: () => toggleReply(c.id),
     }),
-    helpfulButton(c),
+    helpfulButton(c, marked.has(c.id), () => markHelpful(c.id)),
     h("a", {
       class: "action permalink",
       testid: "permalink",
-      href: permalinkHref(c.id),
+      href: permalinkHref(slug, c.id),
       target: embed ? "_blank" : null,
       rel: embed ? "noopener" : null,
       "aria-label": c.number ? `Link to comment ${c.number}` : "Link to this reply",
@@ -485,7 +429,7 @@ function fillMain(node, c) {
       node.keys[name] = value;
     }
     if (node.editing) show(node.parts.body, false); // the edit form stands in for it
-    updateHelpful(node.parts.actions.querySelector('[data-testid="helpful"]'), c);
+    updateHelpful(node.parts.actions.querySelector('[data-testid="helpful"]'), c, marked.has(c.id));
     renderOwn(node, c);
   }
   if (visibleNow) {
@@ -493,11 +437,6 @@ function fillMain(node, c) {
     setText(replyCount, c.reply_count > 0 ? count(c.reply_count, "reply", "replies") : "");
     show(replyCount, c.reply_count > 0);
   }
-}
-
-function placeholderText(c) {
-  if (c.status === "deleted") return "Comment deleted by its author";
-  return c.status === "held" ? "Hidden while a moderator reviews it" : "Removed by a moderator";
 }
 
 // --- One's own comments: edit (for 5 minutes) and delete --------------------------------------------
@@ -969,42 +908,6 @@ function withOwnText(event) {
   return { ...event, comment: entry.comment };
 }
 
-function heldPart(c) {
-  const why = authorReason(c.hold_reason);
-  return h(
-    "div",
-    { class: "review-note held-note", testid: "held" },
-    h("strong", { class: "review-label", text: "Awaiting review" }),
-    h("span", { text: ` A moderator will review your ${c.parent_id === null ? "comment" : "reply"} before others see it. For now, only you can see it.` }),
-    why ? h("span", { class: "review-why", text: ` ${why}` }) : null,
-  );
-}
-
-function rejectedPart(c, reason) {
-  return h(
-    "div",
-    { class: "review-note rejected-note" },
-    h("p", { class: "rejected-text", testid: "rejected", dir: "auto", text: rejectedText(reason) }),
-    h(
-      "p",
-      { class: "rejected-more" },
-      "Only you can see this. ",
-      h("button", { type: "button", class: "action", testid: "dismiss", "aria-describedby": `author-${c.id}`, text: "Dismiss", onclick: () => dismissOwn(c.id) }),
-    ),
-  );
-}
-
-/** The event's support message, with a post held as a crisis: warm, and first to be read. */
-function supportPart(id, text) {
-  const title = `support-title-${id}`;
-  return h(
-    "div",
-    { class: "support", testid: "support-message", role: "alert", "aria-labelledby": title },
-    h("h3", { class: "support-title", id: title, text: "A message for you from the event team" }),
-    h("div", { class: "support-text" }, paragraphs(text)),
-  );
-}
-
 /** Show one's own pending post: its text, what happens to it, and nothing others could use. */
 function fillPending(node, c) {
   const entry = pending.get(c.id);
@@ -1019,7 +922,7 @@ function fillPending(node, c) {
     headPart(c),
     entry.support ? supportPart(c.id, entry.support) : null,
     badgesPart(c),
-    held ? heldPart(c) : rejectedPart(c, entry.reason),
+    held ? heldPart(c) : rejectedPart(c, entry.reason, () => dismissOwn(c.id)),
     bodyPart(c),
     node.parts.actions,
   );
@@ -1135,7 +1038,7 @@ function refreshHelpful(id) {
   const node = nodes.get(id);
   const c = board.get(id);
   if (!node || !c || !isPublic(c) || !node.parts?.actions) return;
-  updateHelpful(node.parts.actions.querySelector('[data-testid="helpful"]'), c);
+  updateHelpful(node.parts.actions.querySelector('[data-testid="helpful"]'), c, marked.has(c.id));
 }
 
 function renderCounts() {
@@ -1677,43 +1580,6 @@ async function markHelpful(id) {
     showError(describeError(error, "Marking it helpful"), nodes.get(id)?.slot || null);
   }
 }
-
-// --- The embedded board: its height and where the reader is ---------------------------------------
-
-const embedView = {
-  sentinelVisible: true,
-  visible: new Set(),
-  observer: null,
-  start() {
-    const sentinel = h("div", { class: "list-sentinel", "aria-hidden": "true" });
-    ui.list.before(sentinel);
-    this.observer = new IntersectionObserver((entries) => {
-      for (const entry of entries) {
-        if (entry.target === sentinel) this.sentinelVisible = entry.isIntersecting;
-        else if (entry.isIntersecting) this.visible.add(entry.target);
-        else this.visible.delete(entry.target);
-      }
-    });
-    this.observer.observe(sentinel);
-    new MutationObserver(() => {
-      for (const el of ui.list.children) this.observer.observe(el);
-      for (const el of [...this.visible]) if (!el.isConnected) this.visible.delete(el);
-    }).observe(ui.list, { childList: true });
-    let last = 0;
-    const report = () => {
-      const height = Math.ceil(document.body.getBoundingClientRect().height);
-      if (height !== last) {
-        last = height;
-        tokens.postToParent({ type: "backchannel:height", height });
-      }
-    };
-    new ResizeObserver(report).observe(document.body);
-    report();
-  },
-  atTop() {
-    return this.sentinelVisible || this.visible.size === 0;
-  },
-};
 
 // --- Start ---------------------------------------------------------------------------------------
 
