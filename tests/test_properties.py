@@ -636,6 +636,7 @@ def test_boards_converge_across_processes(cluster: Cluster) -> None:
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="finding 1: comment.restored (and comment.approved) of a reply does not bring the "
     "non-public parent that pages leave out, so a board loaded from a page has an orphan reply "
     "where pages show a placeholder",
