@@ -231,6 +231,9 @@ class BoardView:
         self.seqs.append(event["seq"])
         self.last_seq = max(self.last_seq, event["seq"])
         self.total = event["total"]
+        for parent in event.get("parents", ()):
+            # Placeholders above a reply that reappears: added only where not held.
+            self.comments.setdefault(parent["id"], parent)
         comment = event.get("comment")
         if comment is not None:
             self.comments[comment["id"]] = comment
