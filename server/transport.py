@@ -12,6 +12,9 @@ timeout. Serve with ``ws="server.transport:BackchannelWebSocketProtocol"``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -22,6 +25,7 @@ from .protocol import text_frame
 SINK_EXTENSION = "backchannel.sink"
 DEFAULT_GRACE = 5.0
 CLOSE_RESTART = 1012
+KERNEL_SEND_BUFFER = 64 * 1024  # bytes; the kernel doubles it for its own bookkeeping
 RESTART_REASON = "server restarting: reconnect with since"
 
 
@@ -104,6 +108,16 @@ class BackchannelWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.close()
             return
         super().shutdown()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Bound what the kernel holds for a client that reads slowly: Linux sizes a socket's
+        # send buffer from its segment size, about 3 MB over loopback (a load balancer on the
+        # same host), so WS_SEND_BUFFER_LIMIT would count only a small part of what waits.
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER)
+        super().connection_made(transport)
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)

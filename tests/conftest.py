@@ -141,6 +141,12 @@ def token() -> Callable[..., str]:
     return make_token
 
 
+def nonce() -> str:
+    """A unique word of letters only: a run of digits in a comment reads as a phone number, and
+    the community rules would hold it."""
+    return uuid.uuid4().hex.translate(str.maketrans("0123456789", "ghijklmnop"))
+
+
 class Board:
     """A fresh event and open session for one test, with API clients for each role."""
 

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from client import Api, ApiError, Feed
 from server.app import routes
 
-from .conftest import Board, make_token, new_board
+from .conftest import Board, make_token, new_board, nonce
 from .servers import InProcessServer
 
 SERVER_HEADER = "x-backchannel-server"
@@ -678,7 +678,7 @@ async def test_sessions_not_accepting_refuse_posts(
 
 
 async def test_remove_is_idempotent_and_hides_a_comment_without_replies(actors: Actors) -> None:
-    secret = f"secret-{uuid.uuid4().hex}"
+    secret = f"secret-{nonce()}"
     kept = (await actors.post("this one stays"))["comment"]["id"]
     target = (await actors.post(f"please remove {secret}"))["comment"]["id"]
     assert (await actors.session())["total"] == 2
@@ -707,7 +707,7 @@ async def test_remove_is_idempotent_and_hides_a_comment_without_replies(actors: 
 
 
 async def test_a_removed_comment_with_replies_stays_as_a_placeholder(actors: Actors) -> None:
-    secret = f"secret-{uuid.uuid4().hex}"
+    secret = f"secret-{nonce()}"
     top = await actors.post(f"controversial {secret}")
     top_id = top["comment"]["id"]
     reply = (await actors.post("a reply", parent_id=top_id))["comment"]["id"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -15,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from client import Api, Feed, FeedClosed
 from server.config import Settings
 
-from .conftest import Board, make_token, new_board
+from .conftest import Board, make_token, new_board, nonce
 from .servers import InProcessServer
 
 
@@ -89,7 +88,7 @@ async def test_concurrent_posters_get_consecutive_seqs_and_watchers_see_all_in_o
 
 async def test_removed_text_never_leaves_the_server(any_board: Board) -> None:
     board = any_board
-    secret = f"words to be removed {uuid.uuid4().hex}"
+    secret = f"words to be removed {nonce()}"
     async with board.api() as api, board.api("moderator") as mod:
         async with Feed(board.url, board.session, since=0) as live:
             doomed = (await api.post(board.session, secret))["comment"]
