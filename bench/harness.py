@@ -248,9 +248,11 @@ class Bench:
         rss_base = meter.sample().get("server", 0)
         extra = [{**e, "slug": slugs[e.get("session", 0)]} for e in extra or []]
         log(opts, f"  {label}: connecting {sessions * per_session + len(extra)} watchers")
-        watchers, connected = await self.connect(slugs, per_session, extra=extra)
-        await asyncio.sleep(1.0)
-        posters = await self.posters(self.config.authors, rate if not concurrency else 0)
+        (watchers, connected), posters = await asyncio.gather(
+            self.connect(slugs, per_session, extra=extra),
+            self.posters(self.config.authors, rate if not concurrency else 0),
+        )
+        await asyncio.sleep(0.2 if opts.smoke else 1.0)
         pids = [w.pid for w in watchers + posters]
         meter = self.new_meter(pids)
         rss_connected = meter.sample().get("server", 0)
@@ -445,13 +447,18 @@ def one_line(f: dict[str, Any]) -> str:
     d = f["delivery_ms"]["from_accept"]
     s = f["delivery_ms"]["from_schedule"]
     cpu = f["cpu_s"]
+    post = f["posts"]["latency_ms"]
+    servers = f["connected"].get("servers", {})
+    split = f"; watchers per process {sorted(servers.values())}" if len(servers) > 1 else ""
     return (
+        f"posts {f['posts']['accepted']} ({f['posts']['per_second']}/s, p50 {post['p50']} "
+        f"p99 {post['p99']} ms); "
         f"delivery p50 {d['p50']} p99 {d['p99']} max {d['max']} ms "
         f"(from schedule p99 {s['p99']}); {f['deliveries_per_s']:g} deliveries/s, "
         f"frames written {f['frames_written_per_s']}/s; lost {f['lost']}, dup {f['duplicated']}; "
         f"cpu server {cpu.get('server')} s, generator {f.get('generator_cpu_s')} s; "
         f"server cpu/1000 deliveries {f['server_cpu_per_1000_deliveries_ms']} ms; "
-        f"rss/conn {f['rss']['per_connection_kib']} KiB"
+        f"rss/conn {f['rss']['per_connection_kib']} KiB{split}"
     )
 
 
@@ -474,11 +481,11 @@ async def idle(bench: Bench, label: str, watchers: int, duration: float) -> Meas
     )
     slugs = await bench.target.create_sessions(1, bench.slug_prefix(label))
     meter = bench.new_meter([])
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.2 if opts.smoke else 1.0)
     rss_base = meter.sample().get("server", 0)
     log(opts, f"  {label}: connecting {watchers} watchers")
     workers, connected = await bench.connect(slugs, watchers)
-    await asyncio.sleep(2.0)
+    await asyncio.sleep(0.2 if opts.smoke else 2.0)
     meter = bench.new_meter([w.pid for w in workers])
     rss_connected = meter.sample().get("server", 0)
     await asyncio.gather(*(w.call("reset") for w in workers))

@@ -79,7 +79,7 @@ class Histogram:
         return float(self.max)
 
     def summary(self) -> dict[str, Any]:
-        """p50/p90/p99/p99.9/max in milliseconds, and the count."""
+        """p50/p90/p95/p99/p99.9/max in milliseconds, and the count."""
 
         def ms(value: float | None) -> float | None:
             return None if value is None else round(value / 1000, 3)
@@ -88,6 +88,7 @@ class Histogram:
             "count": self.total,
             "p50": ms(self.percentile(50)),
             "p90": ms(self.percentile(90)),
+            "p95": ms(self.percentile(95)),
             "p99": ms(self.percentile(99)),
             "p999": ms(self.percentile(99.9)),
             "max": ms(float(self.max) if self.total else None),

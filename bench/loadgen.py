@@ -348,7 +348,7 @@ class WatcherWorker:
         caught up (its replay done) or ``timeout`` passed."""
         fraction = float(msg.get("fraction", 1.0))
         window = float(msg.get("window", 5.0))
-        timeout = float(msg.get("timeout", 60.0))
+        timeout = float(msg.get("catch_up_timeout", 60.0))
         chosen = [w for w in self.watches if w.reader is not None and w.group == "normal"]
         chosen = chosen[: int(len(chosen) * fraction)]
         self.catch_up = Histogram()

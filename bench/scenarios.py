@@ -19,47 +19,47 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "broadcast": {
         "full": {"watchers": [1000, 5000, 10000], "rate": 2, "duration": 30},
         "quick": {"watchers": [200, 1000], "rate": 2, "duration": 8},
-        "smoke": {"watchers": [20], "rate": 4, "duration": 2},
+        "smoke": {"watchers": [20], "rate": 4, "duration": 1.5},
     },
     "busy": {
         "full": {"watchers": 1000, "rate": 200, "duration": 30},
         "quick": {"watchers": 200, "rate": 100, "duration": 8},
-        "smoke": {"watchers": 10, "rate": 20, "duration": 2},
+        "smoke": {"watchers": 10, "rate": 20, "duration": 1.5},
     },
     "two-processes": {
         "full": {"watchers": 1000, "rate": 200, "duration": 30},
         "quick": {"watchers": 200, "rate": 100, "duration": 8},
-        "smoke": {"watchers": 10, "rate": 20, "duration": 2},
+        "smoke": {"watchers": 10, "rate": 20, "duration": 1.5},
     },
     "posting": {
         "full": {"sessions": [1, 100], "concurrency": 64, "duration": 20, "watchers": 10},
         "quick": {"sessions": [1, 100], "concurrency": 16, "duration": 6, "watchers": 2},
-        "smoke": {"sessions": [1, 5], "concurrency": 4, "duration": 2, "watchers": 1},
+        "smoke": {"sessions": [1, 5], "concurrency": 4, "duration": 1, "watchers": 1},
     },
     "history": {
         "full": {"comments": 100_000, "concurrency": 16, "duration": 15},
         "quick": {"comments": 20_000, "concurrency": 8, "duration": 4},
-        "smoke": {"comments": 2_000, "concurrency": 2, "duration": 1},
+        "smoke": {"comments": 2_000, "concurrency": 2, "duration": 0.5},
     },
     "reconnect-storm": {
         "full": {"watchers": 5000, "rate": 10, "duration": 20, "drop_at": 5, "window": 5},
         "quick": {"watchers": 1000, "rate": 10, "duration": 12, "drop_at": 3, "window": 5},
-        "smoke": {"watchers": 20, "rate": 5, "duration": 4, "drop_at": 1, "window": 1},
+        "smoke": {"watchers": 20, "rate": 5, "duration": 3, "drop_at": 1, "window": 1},
     },
     "many-rooms": {
         "full": {"sessions": 1000, "watchers": 10, "rate": 1000, "duration": 30},
         "quick": {"sessions": 100, "watchers": 10, "rate": 200, "duration": 8},
-        "smoke": {"sessions": 10, "watchers": 2, "rate": 20, "duration": 2},
+        "smoke": {"sessions": 10, "watchers": 2, "rate": 20, "duration": 1.5},
     },
     "slow-watcher": {
         "full": {"watchers": 100, "rate": 20, "duration": 60, "read_rate": 1024},
         "quick": {"watchers": 100, "rate": 20, "duration": 25, "read_rate": 1024},
-        "smoke": {"watchers": 10, "rate": 20, "duration": 3, "read_rate": 1024},
+        "smoke": {"watchers": 10, "rate": 20, "duration": 1.5, "read_rate": 1024},
     },
     "idle": {
         "full": {"watchers": 10_000, "duration": 60, "ping_interval": 20},
         "quick": {"watchers": 2000, "duration": 12, "ping_interval": 5},
-        "smoke": {"watchers": 20, "duration": 3, "ping_interval": 1},
+        "smoke": {"watchers": 20, "duration": 2, "ping_interval": 1},
     },
 }
 
@@ -224,7 +224,10 @@ async def reconnect_storm(
         log(options, f"    dropping every watcher; back with since within {size['window']} s")
         before = await bench.target.counters()
         replies = await asyncio.gather(
-            *(w.call("drop", fraction=1.0, window=size["window"], timeout=60) for w in watchers)
+            *(
+                w.call("drop", fraction=1.0, window=size["window"], catch_up_timeout=60)
+                for w in watchers
+            )
         )
         after = await bench.target.counters()
         return {
@@ -240,17 +243,24 @@ async def reconnect_storm(
         }
 
     async def body(bench: Bench) -> list[Measurement]:
-        return [
-            await bench.fanout(
-                f"{size['watchers']} watchers",
-                sessions=1,
-                per_session=size["watchers"],
-                rate=size["rate"],
-                duration=size["duration"],
-                during=storm,
-                drain_timeout=60,
-            )
-        ]
+        m = await bench.fanout(
+            f"{size['watchers']} watchers",
+            sessions=1,
+            per_session=size["watchers"],
+            rate=size["rate"],
+            duration=size["duration"],
+            during=storm,
+            drain_timeout=60,
+        )
+        catch_up = m.figures["catch_up_ms"]
+        reads = m.figures.get("fault", {}).get("catch_up_reads_during")
+        log(
+            options,
+            f"    catch-up p50 {catch_up['p50']} p95 {catch_up['p95']} "
+            f"p99 {catch_up['p99']} ms over {catch_up['count']} reconnections; "
+            f"database reads {reads}",
+        )
+        return [m]
 
     return await _with(env, target, options, "reconnect-storm", config, body)
 

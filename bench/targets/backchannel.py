@@ -276,12 +276,12 @@ class Backchannel(Target):
                 prefix = f"hist-{self.env.run}-"
                 await conn.execute(
                     """INSERT INTO authors (external_id, name, profession, city, region, country)
-                       SELECT $1 || g, 'Reader ' || g, 'Nursing', 'Albany', 'NY', 'US'
+                       SELECT $1::text || g, 'Reader ' || g, 'Nursing', 'Albany', 'NY', 'US'
                        FROM generate_series(1, 500) g""",
                     prefix,
                 )
                 first_author = await conn.fetchval(
-                    "SELECT min(id) FROM authors WHERE external_id LIKE $1 || '%'", prefix
+                    "SELECT min(id) FROM authors WHERE external_id LIKE $1::text || '%'", prefix
                 )
                 bodies = (
                     "ARRAY["
@@ -291,9 +291,9 @@ class Backchannel(Target):
                 await conn.execute(
                     f"""INSERT INTO comments (session_id, author_id, number, body, status,
                                               created_at)
-                        SELECT $1, $2 + g % 500, g, ({bodies})[1 + g % 12], 'published',
-                               now() - make_interval(secs => ($3 - g) * 5)
-                        FROM generate_series(1, $3) g""",
+                        SELECT $1::bigint, $2::bigint + g % 500, g, ({bodies})[1 + g % 12], 'published',
+                               now() - make_interval(secs => ($3::int - g) * 5)
+                        FROM generate_series(1, $3::int) g""",
                     session_id,
                     first_author,
                     threads,
@@ -306,12 +306,12 @@ class Backchannel(Target):
                 await conn.execute(
                     f"""INSERT INTO comments (session_id, author_id, parent_id, root_id, depth,
                                               body, status, created_at)
-                        SELECT $1, $2 + g % 500, t, t, 1, ({bodies})[1 + g % 12], 'published',
-                               now() - make_interval(secs => ($4 - g) * 2)
+                        SELECT $1::bigint, $2::bigint + g % 500, t, t, 1, ({bodies})[1 + g % 12], 'published',
+                               now() - make_interval(secs => ($4::int - g) * 2)
                         FROM (SELECT g, CASE WHEN g % 4 = 0
-                                    THEN $3 + $5 - 1 - (g % 50)
-                                    ELSE $3 + (g * 7919) % $5 END AS t
-                              FROM generate_series(1, $4) g) x""",
+                                    THEN $3::bigint + $5::int - 1 - (g % 50)
+                                    ELSE $3::bigint + (g::bigint * 7919) % $5::int END AS t
+                              FROM generate_series(1, $4::int) g) x""",
                     session_id,
                     first_author,
                     first_thread,
@@ -321,11 +321,11 @@ class Backchannel(Target):
                 await conn.execute(
                     f"""INSERT INTO comments (session_id, author_id, parent_id, root_id, depth,
                                               body, status, created_at)
-                        SELECT $1, $2 + r.n % 500, r.id, r.root_id, 2,
+                        SELECT $1::bigint, $2::bigint + r.n % 500, r.id, r.root_id, 2,
                                ({bodies})[1 + r.n % 12], 'published', now()
                         FROM (SELECT id, root_id, row_number() OVER (ORDER BY id) AS n
                               FROM comments WHERE session_id = $1 AND depth = 1) r
-                        JOIN generate_series(1, $3) g ON r.n = 1 + (g * 104729) % $4""",
+                        JOIN generate_series(1, $3::int) g ON r.n = 1 + (g::bigint * 104729) % $4::int""",
                     session_id,
                     first_author,
                     second_level,
@@ -350,17 +350,18 @@ class Backchannel(Target):
                 )
                 await conn.execute(
                     """INSERT INTO session_events (session_id, seq, kind, comment_id, at)
-                       SELECT $1, row_number() OVER (ORDER BY id), 'comment.created', id,
+                       SELECT $1::bigint, row_number() OVER (ORDER BY id), 'comment.created', id,
                               created_at
                        FROM comments WHERE session_id = $1""",
                     session_id,
                 )
                 await conn.execute(
-                    """UPDATE sessions SET last_number = $2, comment_count = $3, last_seq = $3
+                    """UPDATE sessions SET last_number = $2, comment_count = $3, last_seq = $4
                        WHERE id = $1""",
                     session_id,
                     threads,
-                    total,
+                    int(total),
+                    int(total),
                 )
             await conn.execute("ANALYZE comments")
             await conn.execute("ANALYZE session_events")

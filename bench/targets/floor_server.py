@@ -293,7 +293,7 @@ class Connection(asyncio.Protocol):
             "server": self.server.name,
             "since": since,
         }
-        self.write(text_frame(json.dumps(hello).encode()))
+        self.write(text_frame(json.dumps(hello, separators=(",", ":")).encode()))
         if since is not None:
             session.flush()
             session.replay(self, since)
@@ -301,7 +301,7 @@ class Connection(asyncio.Protocol):
         self.server.stats.connections += 1
         self.server.sockets.add(self)
         watching = {"type": "watching", "session": session.slug, "count": len(session.conns)}
-        self.write(text_frame(json.dumps(watching).encode()))
+        self.write(text_frame(json.dumps(watching, separators=(",", ":")).encode()))
         if self.buffer:
             self._client_frames()
 
