@@ -2,7 +2,8 @@
 
 A Hypothesis state machine (:class:`BoardMachine`) drives one fresh session per example through
 random steps, against two ``python -m server serve`` processes (started once for the module, as
-in ``test_cluster.py``) sharing PostgreSQL and Redis; each request goes to either process:
+in ``test_cluster.py``) sharing PostgreSQL and Redis, the second with a ring of only 8 events
+(so that its catch-ups mix the database and memory); each request goes to either process:
 
 - post a top-level comment (sometimes a question, sometimes with a ``client_key``, sometimes with
   text that needs cleaning), reply to any published comment at any depth, reply to one that is
@@ -96,37 +97,13 @@ AUTHORS = ("Ada", "Bea", "Cy")
 MAX_WATCHERS = 4  # connected and parked together
 CONVERGE_TIMEOUT = 60.0  # seconds for every watcher to reach the head: generous, never a limit
 # Words the community rules let through (no links, contacts, crisis or personal requests).
+# fmt: off
 WORDS = (
-    "breathing",
-    "sleep",
-    "rest",
-    "light",
-    "calm",
-    "morning",
-    "notes",
-    "hallway",
-    "thanks",
-    "lovely",
-    "🌙",
-    "🙏",
-    "café",
-    "Grüße",
-    "naïve",
-    "ελπίδα",
-    "夜",
-    "river",
-    "quiet",
-    "slides",
-    "tonight",
-    "garden",
-    "tea",
-    "walk",
-    "the",
-    "and",
-    "really",
-    "helped",
-    "me",
+    "breathing", "sleep", "rest", "light", "calm", "morning", "notes", "hallway", "thanks",
+    "lovely", "🌙", "🙏", "café", "Grüße", "naïve", "ελπίδα", "夜", "river", "quiet", "slides",
+    "tonight", "garden", "tea", "walk", "the", "and", "really", "helped", "me",
 )
+# fmt: on
 
 bodies = st.lists(st.sampled_from(WORDS), min_size=1, max_size=6).map(" ".join)
 # Text as people send it: the server trims it and makes line endings "\n".
@@ -194,7 +171,10 @@ def cluster(env: dict[str, str], workdir: Path) -> Iterator[Cluster]:
         "ADDRESS_CONNECTS_PER_MINUTE": "0",
     }
     a = ServerProcess({**unlimited, "SERVER_NAME": "prop-a"}, workdir / "prop-a.log")
-    b = ServerProcess({**unlimited, "SERVER_NAME": "prop-b"}, workdir / "prop-b.log")
+    # B keeps only 8 recent events in memory: its catch-ups mix the database and the ring.
+    b = ServerProcess(
+        {**unlimited, "SERVER_NAME": "prop-b", "RING_SIZE": "8"}, workdir / "prop-b.log"
+    )
     found = Cluster(runner, [], f"props-{uuid.uuid4().hex[:10]}")
     try:
         runner.run(start_both(a, b))
@@ -680,7 +660,10 @@ async def test_restored_reply_brings_its_hidden_parent(board: Any) -> None:
 )
 async def test_restored_reply_replayed_brings_its_hidden_parent(board: Any) -> None:
     """The same event replayed (``since``) from the database: the feed opens after the event,
-    on a session nobody watches, so the process has no ring for it."""
+    on a session nobody watches, so the process has no ring for it. Fix: in
+    ``ReadStore.read_events``, give each replayed ``comment.restored``/``comment.approved`` of
+    a reply that is public now its current non-public ancestors (``hidden_ancestors``) as
+    ``parents``, as ``_comment_event`` does live."""
     _, reply, head = await hidden_thread(board)
     view = BoardView.from_page([], 0, head)
     async with board.api("moderator") as moderator:

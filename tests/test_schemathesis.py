@@ -16,7 +16,8 @@
    answer is a 5xx (``not_a_server_error``) and that every answer matches its described schema
    (``response_schema_conformance``). ``SCHEMATHESIS_EXAMPLES`` examples per operation (20 by
    default): about 30 s for the 36 operations, 50-75 s for the whole file on this 2-core
-   machine (the more, the busier it is with other runs). Each test prints the statuses it got (``pytest -s``).
+   machine (the more, the busier it is with other runs). Each test prints the statuses it got
+   (``pytest -s``).
 
 Findings are kept as minimal reproductions at the end (``xfail(strict=True)``); the 5xx they
 explain are excused in the Schemathesis run (:func:`known_cause`), any other fails it.
@@ -299,6 +300,8 @@ def test_openapi_describes_every_route_fully() -> None:
     "(server/openapi.py declares only event, slug and comment_id)",
 )
 def test_openapi_declares_author_id() -> None:
+    """Fix: in ``server/openapi.document``, declare every ``{name}`` of the path (``author_id``
+    included, ``type: integer``) instead of a fixed list of three names."""
     assert not set(KNOWN["finding 2"]) & set(description_problems())
 
 
@@ -309,6 +312,8 @@ def test_openapi_declares_author_id() -> None:
     "but only 201 is described",
 )
 def test_openapi_describes_200_of_retries() -> None:
+    """Fix: let ``Operation`` take several success statuses (``statuses=(201, 200)`` for posting
+    and reporting), each described with the same response schema."""
     assert not set(KNOWN["finding 3"]) & set(description_problems())
 
 
@@ -318,6 +323,8 @@ def test_openapi_describes_200_of_retries() -> None:
     reason="finding 4: ?format=csv answers text/csv, described only as application/json",
 )
 def test_openapi_describes_csv_answers() -> None:
+    """Fix: describe ``text/csv`` (a string schema) beside ``application/json`` for the audit
+    log and the export, and ``format`` as ``enum: [json, csv]``."""
     assert not set(KNOWN["finding 4"]) & set(description_problems())
 
 
@@ -372,6 +379,9 @@ def no_server_error(ctx: Any, response: Any, case: Any) -> bool | None:
     return not_a_server_error(ctx, response, case)
 
 
+# Schemathesis's own pytest loader for a fixture (``schemathesis.pytest.from_fixture``) reads
+# ``request.node._nodeid``, which pytest 9 no longer has; its strategies, used with ``given``,
+# do the same work.
 @pytest.mark.parametrize("operation", OPERATIONS)
 def test_api_conforms_to_its_description(description: Any, operation: str) -> None:
     """Valid and invalid requests (Schemathesis's positive and negative modes) for one
@@ -462,6 +472,8 @@ async def send(board: Board, method: str, template: str, body: Any) -> httpx.Res
 async def test_text_with_nul_is_refused(
     board: Board, method: str, template: str, body: Callable[[], Any]
 ) -> None:
+    """Fix: refuse NUL in ``read_json`` (400 ``invalid_field``; PostgreSQL text cannot hold
+    it), or give every free-text field of the wire types a pattern that excludes it."""
     response = await send(board, method, template, body())
     assert 400 <= response.status_code < 500, response.text
 
@@ -476,6 +488,9 @@ async def test_text_with_nul_is_refused(
     "path", ["/v1/sessions/a%00b", "/v1/sessions/a%00b/comments", "/v1/events/a%00b"]
 )
 async def test_slug_with_nul_is_not_found(board: Board, path: str) -> None:
+    """Fix: check slugs of the path against the slug pattern before any query (``session_of``,
+    ``Store.session`` and ``Store.event``): anything else is ``unknown_session`` or
+    ``unknown_event``, 404 (4404 on the feed)."""
     async with httpx.AsyncClient(base_url=board.url, timeout=60) as http:
         response = await http.get(path)
     assert response.status_code == 404, response.text
@@ -513,5 +528,8 @@ async def test_feed_of_slug_with_nul_is_not_found(board: Board) -> None:
 async def test_ids_beyond_64_bits_are_refused(
     board: Board, method: str, template: str, body: dict[str, Any]
 ) -> None:
+    """Fix: an ``Id = Annotated[int, Meta(ge=1, le=2**63 - 1)]`` in ``protocol.py`` for
+    ``NewComment.parent_id`` and ``BulkReview.ids`` (400 ``invalid_field``, and the bounds are
+    then described)."""
     response = await send(board, method, template, body)
     assert 400 <= response.status_code < 500, response.text
