@@ -4,7 +4,8 @@ shows it with its count; a moderator bans an author from the console's author me
 board says so at once, a tab that missed the news is refused by the server, and "remove all"
 takes their comments off every screen live); a timeout says until when and lifts on
 reinstatement (from the sanctions panel) or when its time is up; slow mode set from the console
-shows on the board, counts down after a post and after a refusal, and leaves presenters alone.
+shows on the board, counts down after a post and after a refusal, and leaves presenters alone;
+and a reply restored beneath comments a moderator removed brings them back as placeholders.
 
 Each person is a browser context of their own, holding a token in the page's URL fragment; an
 author's page and API client share the token's ``sub``."""
@@ -455,3 +456,37 @@ async def test_sanctions_screenshot(board: Board, tabs: Tabs, tmp_path: Path) ->
     path = folder / "moderator-sanctions.png"
     await page.screenshot(path=str(path), animations="disabled", caret="hide", full_page=True)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- A restored reply beneath hidden comments ----------------------------------------------------
+
+
+async def test_a_restored_reply_brings_its_hidden_parent_as_a_placeholder(
+    board: Board, tabs: Tabs
+) -> None:
+    """A moderator who cleans up removes a reply and then its parent: pages leave both out. When
+    the reply is restored, its event brings the parent (``parents``): boards show it as the
+    placeholder a page would show, with the reply beneath it, live."""
+    chidi, maya = Person(board, **CHIDI), Person(board, **MAYA)
+    async with chidi.api() as api:
+        parent = await api.post(board.session, "What helps you wind down after a night shift?")
+    async with maya.api() as api:
+        reply = await api.post(
+            board.session, "Sleep hygiene helped me more", parent_id=parent["comment"]["id"]
+        )
+    pid, rid = parent["comment"]["id"], reply["comment"]["id"]
+    async with board.api("moderator") as moderator:
+        await moderator.remove(rid)
+        await moderator.remove(pid)
+    b = await maya.open(tabs, "board", "attendee")
+    console = await Person(board, "moderator", **ERIN).open(tabs, "moderator", "moderator")
+    await expect(by_id(b.page, pid)).to_have_count(0)
+    async with board.api("moderator") as moderator:
+        await moderator.restore(rid)
+    await expect(by_id(b.page, pid)).to_have_attribute("data-status", "removed")
+    await expect(part(b.page, pid, "placeholder")).to_have_text("Removed by a moderator")
+    await expect(part(b.page, pid, "number")).to_have_text("1.")
+    await expect(part(b.page, rid, "body")).to_have_text("Sleep hygiene helped me more")
+    await expect(b.page.get_by_test_id("total")).to_contain_text("1 Comment")
+    stream = console.page.get_by_test_id("stream")
+    await expect(part(stream, rid, "body")).to_have_text("Sleep hygiene helped me more")

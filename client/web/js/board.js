@@ -253,10 +253,13 @@ function refusedBySanction(error, what = "Not posted") {
 
 let paceShown = 0;
 
-/** The seconds left before one's next post changed: the buttons and the countdown follow. */
+/**
+ * The seconds left before one's next post changed: the buttons and the countdown follow. Its
+ * start is not announced (the post's own announcement, or the refusal's alert, comes then; the
+ * post button is described by the countdown); its end is, when a draft waits.
+ */
 function onPace(left) {
   renderPace();
-  if (left > 0 && paceShown === 0) ui.announcer.say(`Slow mode: ${waitText(left).toLowerCase()}.`);
   if (left === 0 && paceShown > 0) {
     if (errorKind === "slow") hideError();
     if (ui.textarea.value.trim() && !ui.form.hidden) ui.announcer.say("You can post again now.");
@@ -1227,7 +1230,7 @@ function hold(c) {
     if (atNewest && c.number > maxNumber) return true;
     return c.number >= page.low && c.number <= page.high;
   }
-  return tops.has(c.root_id) || queue.includes(c.root_id);
+  return tops.has(c.root_id) || queue.includes(c.root_id) || board.has(c.parent_id);
 }
 
 function placeTop(c, change) {
@@ -1264,6 +1267,14 @@ function applyEvent(received) {
   if (change.session) {
     session = event.session;
     renderSession();
+  }
+  // Hidden ancestors this page never held, brought by a restored or approved reply: they show
+  // as placeholders, as a page would show them.
+  for (const id of change.parents) {
+    const parent = board.get(id);
+    if (parent.parent_id !== null) continue;
+    tops.add(id);
+    maxNumber = Math.max(maxNumber, parent.number || 0);
   }
   // Ancestors first (top-down), so a reply has its parent to sit under.
   for (const id of [...change.counts].reverse()) sync(id);

@@ -85,14 +85,21 @@ export class CommentStore {
   /**
    * Apply one event. `hold(comment)` says whether to keep a comment this store does not have
    * yet (a board that shows one page keeps only what belongs on it). Returns what changed:
-   * {comment, previous, isNew, counts: [ids], helpful: [ids], session: bool}.
+   * {comment, previous, isNew, parents: [ids], counts: [ids], helpful: [ids], session: bool}.
+   * `parents` are the ancestors this store did not hold that the event brought (a restored or
+   * approved reply beneath hidden comments that pages leave out), outermost first.
    */
   apply(event, hold = () => true) {
-    const change = { event, comment: null, previous: null, isNew: false, counts: [], helpful: [], session: false };
+    const change = { event, comment: null, previous: null, isNew: false, parents: [], counts: [], helpful: [], session: false };
     if (typeof event.total === "number") this.total = event.total;
     if (event.session) {
       this.session = event.session;
       change.session = true;
+    }
+    for (const parent of event.parents || []) {
+      if (!parent || this.has(parent.id) || !hold(parent)) continue;
+      this.upsert(parent);
+      change.parents.push(parent.id);
     }
     const comment = event.comment;
     if (comment && (this.has(comment.id) || hold(comment))) {
