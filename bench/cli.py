@@ -51,6 +51,12 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--keep", action="store_true", help="keep the temporary folder")
     top.add_argument("--watcher-procs", type=int, default=0, help="generator processes")
     top.add_argument("--poster-procs", type=int, default=0, help="posting processes")
+    top.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record the server with py-spy during each measurement (into DIR)",
+    )
     top.add_argument("--quiet", action="store_true")
     return top
 
@@ -83,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         watcher_procs=args.watcher_procs,
         poster_procs=args.poster_procs,
         verbose=not args.quiet,
+        profile_dir=args.profile,
     )
     results = asyncio.run(run(args.scenarios or list(SCENARIOS), targets, options, args))
     failed = [r for r in results if not r["ok"]]

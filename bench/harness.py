@@ -8,6 +8,9 @@ import asyncio
 import math
 import os
 import re
+import shutil
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +30,7 @@ class Options:
     watcher_procs: int = 0  # 0: by size and cores
     poster_procs: int = 0
     verbose: bool = True
+    profile_dir: Path | None = None  # py-spy the server's processes during each measurement
 
     @property
     def profile(self) -> str:
@@ -262,6 +266,9 @@ class Bench:
         cpu0 = self_cpu()
         t0 = time.monotonic() + warmup
         sampler = asyncio.create_task(self._sample(meter, t0))
+        stop_probe = asyncio.Event()
+        probe = asyncio.create_task(self.target.sample(stop_probe))
+        spy = self.start_profile(label, duration + 1.0)
         session_pairs = list(enumerate(slugs))
         if concurrency:
             log(opts, f"  {label}: {concurrency} clients posting for {duration:g}s")
@@ -306,6 +313,9 @@ class Bench:
         complete = await self.drain(watchers, accepted, drain_timeout)
         t_end = time.monotonic()
         sampler.cancel()
+        stop_probe.set()
+        probed = await probe
+        profiled = await self.finish_profile(spy)
         cpu = meter.cpu()
         generator_cpu = self_cpu() - cpu0
         worker_cpu = await asyncio.gather(*(w.call("cpu") for w in watchers + posters))
@@ -339,8 +349,62 @@ class Bench:
         m.figures["complete"] = complete
         if extra_result is not None:
             m.figures["fault"] = extra_result
+        if probed:
+            m.figures["probe"] = probed
+        if profiled:
+            m.figures["profile"] = profiled
         log(opts, "    " + one_line(m.figures))
+        if probed:
+            log(
+                opts,
+                f"    postgres: {probed['postgres_sessions_busy_mean']} sessions busy on "
+                f"average; {probed['postgres_waits']}",
+            )
         return m
+
+    def start_profile(self, label: str, seconds: float) -> Any:
+        """``py-spy record`` of the server's process tree for ``seconds`` (``--profile DIR``),
+        idle frames included (a server waiting on PostgreSQL shows it)."""
+        folder = self.options.profile_dir
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        server = self.target.process_groups()["server"]()
+        if folder is None or not server or not Path(spy).exists():
+            return None
+        folder.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^a-z0-9]+", "-", f"{self.target.name}-{self.scenario}-{label}".lower())
+        out = folder / f"{name}.txt"
+        process = subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(server[0]),
+                "--subprocesses",
+                "--idle",
+                "--nonblocking",
+                "--rate",
+                "250",
+                "--duration",
+                str(max(1, int(seconds))),
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return process, out
+
+    async def finish_profile(self, spy: Any) -> dict[str, Any]:
+        if spy is None:
+            return {}
+        process, out = spy
+        try:
+            await asyncio.wait_for(asyncio.to_thread(process.wait), 60)
+        except TimeoutError:
+            process.kill()
+        return summarise_profile(out)
 
     async def _sample(self, meter: TreeMeter, t0: float) -> None:
         while True:
@@ -611,3 +675,51 @@ async def history(
             worker.stop()
             bench.workers.remove(worker)
     return measurements
+
+
+def summarise_profile(path: Path, top: int = 15) -> dict[str, Any]:
+    """A py-spy raw (collapsed) profile of the server's event-loop threads (background threads,
+    such as the metrics server's, left out): the share of samples each function was running
+    (self, "(event loop idle)" when waiting for I/O) and was on the stack (total, frames on
+    nearly every stack left out)."""
+    if not path.exists():
+        return {}
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        frames = [f for f in stack.split(";") if f]
+        if not frames or any(f.startswith("Thread._bootstrap") for f in frames):
+            continue
+        count = int(count_text)
+        samples += count
+        names = [_frame_name(f) for f in frames[1:]]  # frames[0] names the process
+        leaf = names[-1] if names else "?"
+        if leaf.startswith(("Runner.run ", "run_until_complete ", "run_forever ")):
+            leaf = "(event loop idle)"
+        own[leaf] = own.get(leaf, 0) + count
+        for name in set(names):
+            total[name] = total.get(name, 0) + count
+
+    def share(table: dict[str, int], skip_above: float = 1.0) -> dict[str, float]:
+        rows = [(k, v / max(1, samples)) for k, v in table.items()]
+        rows = [(k, v) for k, v in rows if v <= skip_above]
+        best = sorted(rows, key=lambda kv: -kv[1])[:top]
+        return {k: round(v, 3) for k, v in best}
+
+    return {
+        "file": str(path),
+        "samples": samples,
+        "self": share(own),
+        "total": share(total, skip_above=0.9),
+    }
+
+
+def _frame_name(frame: str) -> str:
+    # "function (path/to/file.py:123)" -> "function (file.py)"
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")").rsplit(":", 1)[0]
+    return f"{name} ({Path(where).name})" if where else name

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import json
 import multiprocessing
 import os
 import random
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -581,6 +583,7 @@ class PosterWorker:
 
 
 def worker_main(conn: Connection, role: str, config: dict[str, Any]) -> None:
+    faulthandler.enable()
     raise_fd_limit()
     try:
         import uvloop
@@ -599,14 +602,18 @@ async def _serve(conn: Connection, role: str, config: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
-    def readable() -> None:
-        try:
-            inbox.put_nowait(conn.recv())
-        except (EOFError, OSError):
-            loop.remove_reader(conn.fileno())
-            inbox.put_nowait(None)
+    def reader() -> None:
+        # A thread of its own: the event loop must not poll the pipe (uvloop would make it
+        # non-blocking, and a large message would then be cut short).
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                loop.call_soon_threadsafe(inbox.put_nowait, None)
+                return
+            loop.call_soon_threadsafe(inbox.put_nowait, msg)
 
-    loop.add_reader(conn.fileno(), readable)
+    threading.Thread(target=reader, daemon=True, name="bench-pipe").start()
     conn.send({"ok": True, "pid": os.getpid()})
     while True:
         msg = await inbox.get()

@@ -101,6 +101,11 @@ class Target:
         """What the report says about how the target ran (settings, versions)."""
         return {}
 
+    async def sample(self, stop: Any) -> dict[str, Any]:
+        """Optional: sample the target's internals until ``stop`` (an asyncio.Event) is set,
+        and return what was seen (Backchannel: what PostgreSQL's sessions were waiting on)."""
+        return {}
+
     async def load_history(self, comments: int) -> tuple[str, dict[str, Any]]:
         """A session holding ``comments`` comments with reply trees (``history`` only)."""
         raise NotImplementedError

@@ -7,6 +7,7 @@ and ``POSTS_PER_MINUTE`` is raised just enough for the scenario's authors."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -255,6 +256,41 @@ class Backchannel(Target):
             "postgres": dict(self.env.pg_settings),
             "rules": {"default rules": "on", "banned_words": BANNED, "suspect_words": SUSPECT},
             "authors": self.config.authors,
+        }
+
+    async def sample(self, stop: Any) -> dict[str, Any]:
+        """What the server's PostgreSQL sessions were doing, sampled every 20 ms while ``stop``
+        is not set: the share of samples in each state and wait event (``Lock:tuple`` and
+        ``Lock:transactionid`` are posts queueing for a session's row; ``IO:WalSync`` is the
+        commit's fsync; ``Client:ClientRead`` is PostgreSQL waiting for the server)."""
+        conn = await asyncpg.connect(await self.env.postgres_url())
+        counts: dict[str, int] = {}
+        samples = 0
+        try:
+            while not stop.is_set():
+                rows = await conn.fetch(
+                    """SELECT state, wait_event_type, wait_event FROM pg_stat_activity
+                       WHERE datname = current_database() AND pid <> pg_backend_pid()
+                         AND backend_type = 'client backend'"""
+                )
+                samples += 1
+                for row in rows:
+                    if row["state"] == "idle":
+                        key = "idle"
+                    else:
+                        wait = f"{row['wait_event_type']}:{row['wait_event']}"
+                        key = f"{row['state']} {wait if row['wait_event_type'] else 'on CPU'}"
+                    counts[key] = counts.get(key, 0) + 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.02)
+        finally:
+            await conn.close()
+        busy = {k: v for k, v in counts.items() if k != "idle"}
+        top = sorted(busy.items(), key=lambda kv: -kv[1])[:8]
+        return {
+            "samples": samples,
+            "postgres_sessions_busy_mean": round(sum(busy.values()) / max(1, samples), 2),
+            "postgres_waits": {k: round(v / max(1, samples), 3) for k, v in top},
         }
 
     # --- history ---------------------------------------------------------------------------------
