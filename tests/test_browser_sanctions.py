@@ -490,3 +490,45 @@ async def test_a_restored_reply_brings_its_hidden_parent_as_a_placeholder(
     await expect(b.page.get_by_test_id("total")).to_contain_text("1 Comment")
     stream = console.page.get_by_test_id("stream")
     await expect(part(stream, rid, "body")).to_have_text("Sleep hygiene helped me more")
+
+
+async def test_board_screenshots(board: Board, tabs: Tabs, tmp_path: Path) -> None:
+    """``docs/screenshots/board-moderation.png`` (slow mode counting down, a report form open and
+    a comment reported) and ``board-sanctioned.png`` (a paused author's form), with
+    ``UPDATE_SCREENSHOTS=1``; otherwise a temporary folder."""
+    folder = ROOT / "docs" / "screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else tmp_path
+    kev, chidi, maya = Person(board, **KEV), Person(board, **CHIDI), Person(board, **MAYA)
+    async with chidi.api() as api:
+        await api.post(board.session, "The night watchman image is going to stay with me.")
+    async with kev.api() as api:
+        ad = await api.post(board.session, "My Reset programme is 50% off this week, DM me!")
+    async with board.api("moderator") as api:
+        await api.update_session(board.session, slow_mode_seconds=30)
+    a = await tabs.open(None, "attendee", width=900, height=1100)
+    await a.page.goto(maya.url("board"))
+    await wait_live(a.page)
+    mine = "Asking what would help them feel safe enough to let go: yes."
+    await post_from_form(a.page, mine)
+    await expect(a.page.get_by_test_id("slow-wait")).to_be_visible()
+    cid = ad["comment"]["id"]
+    await part(a.page, cid, "report").click()
+    form = part(a.page, cid, "report-form")
+    await form.locator("select[name=reason]").select_option("advertising")
+    await (
+        a.page.get_by_test_id("comment-form")
+        .locator("textarea[name=body]")
+        .fill("And a second thought, waiting for slow mode")
+    )
+    await a.page.evaluate("() => document.fonts.ready.then(() => true)")
+    await a.page.screenshot(
+        path=str(folder / "board-moderation.png"), animations="disabled", caret="hide"
+    )
+    async with board.api("moderator") as api:
+        threads = (await api.page(board.session))["threads"]
+        [author] = [t["comment"]["author"]["id"] for t in threads if t["comment"]["body"] == mine]
+        await api.sanction(board.event, author, "timeout", minutes=30, reason="Please slow down")
+    compose = a.page.locator(".compose")
+    await expect(a.page.get_by_test_id("sanctioned")).to_be_visible()
+    await compose.screenshot(
+        path=str(folder / "board-sanctioned.png"), animations="disabled", caret="hide"
+    )
