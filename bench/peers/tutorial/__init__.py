@@ -1,0 +1,1 @@
+"""The Starlette tutorial's broadcast, as a peer (see app.py)."""
