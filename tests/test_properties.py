@@ -28,7 +28,7 @@ the same board, total and head.
 Profiles (``HYPOTHESIS_PROFILE`` picks one; ``ci`` by default): ``ci`` runs 20 examples (fresh
 sessions) of up to 30 steps each, every step followed by the full check: about 40 s, plus 10-20 s
 to start the two processes, on this 2-core machine (twice that when it is busy with other runs);
-``thorough`` runs 150 examples of up to 60 steps (10-20 minutes). Hypothesis's example database
+``thorough`` runs 150 examples of up to 60 steps (about 10 minutes). Hypothesis's example database
 is disabled and its cache lives in the temporary directory (nothing under ``.hypothesis/``). A
 failure prints the shrunk steps and a ``@reproduce_failure`` blob.
 
