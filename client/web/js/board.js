@@ -205,10 +205,18 @@ function renderCompose() {
 }
 
 /** "Slow mode: one comment per 30 s" above the form, while it is on and the form is there. */
+let slowSaid = null; // the slow mode last shown: a change is announced to those who may post
+
 function renderSlowMode() {
   const text = slowModeText(session);
+  const visible = Boolean(text) && accepting !== false && !(tokens.current && standing.current);
   setText(ui.slowMode, text);
-  show(ui.slowMode, Boolean(text) && accepting !== false && !(tokens.current && standing.current));
+  show(ui.slowMode, visible);
+  if (!session) return;
+  if (slowSaid !== null && text !== slowSaid && tokens.current && !standing.current && accepting === true) {
+    ui.announcer.say(text ? `${text}.` : "Slow mode is off.");
+  }
+  slowSaid = text;
 }
 
 // --- Sanctions and slow mode ----------------------------------------------------------------------

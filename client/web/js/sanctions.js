@@ -8,7 +8,7 @@
 
 import { describeError } from "./api.js";
 import { h, setText, show } from "./dom.js";
-import { authorName, authorNodes, formatTime, formatWhen, moderatorName } from "./format.js";
+import { authorName, authorNodes, formatWhen, moderatorName } from "./format.js";
 import { authorMenu } from "./authormenu.js";
 
 const REFRESH_MS = 30000;
@@ -118,7 +118,7 @@ export function sanctionsConsole({ screen, reason, onChanged }) {
     try {
       const data = await api.sanctions(screen.session.event);
       renderRows(data.items || []);
-      setText(status, `Updated ${formatTime(new Date())}`);
+      setText(status, ""); // a live region: it speaks only when something is wrong
     } catch (error) {
       setText(status, `Could not load the sanctions: ${describeError(error, "Loading")}`);
     } finally {

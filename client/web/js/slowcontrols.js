@@ -24,6 +24,7 @@ export function slowModeControls({ screen, reason, onChanged }) {
   const problem = group.querySelector(".slow-problem");
   let allowed = false;
   let busy = false;
+  let said = null; // what is in force, as last shown (a change made elsewhere is announced)
   const dirty = new Set();
 
   /** The select offers the session's own interval too when it is not one of the usual ones. */
@@ -37,7 +38,10 @@ export function slowModeControls({ screen, reason, onChanged }) {
   function render() {
     const session = screen.session;
     if (!session) return;
-    setText(state, slowModeState(session));
+    const now = slowModeState(session);
+    if (said !== null && now !== said && !busy) screen.say(`${now}.`);
+    said = now;
+    setText(state, now);
     state.dataset.seconds = String(session.slow_mode || 0);
     if (!dirty.has(seconds)) {
       offer(Number(session.slow_mode_seconds) || 0);
