@@ -26,8 +26,8 @@ duplicate over all its connections; and the pages, read in full from either proc
 the same board, total and head.
 
 Profiles (``HYPOTHESIS_PROFILE`` picks one; ``ci`` by default): ``ci`` runs 20 examples (fresh
-sessions) of up to 30 steps each, every step followed by the full check: about 40 s, plus 10-20 s
-to start the two processes, on this 2-core machine (twice that when it is busy with other runs);
+sessions) of up to 30 steps each, every step followed by the full check: 15-40 s, plus 10-25 s
+to start the two processes, on this shared 2-core machine (more when it is busy);
 ``thorough`` runs 150 examples of up to 60 steps (about 10 minutes). Hypothesis's example database
 is disabled and its cache lives in the temporary directory (nothing under ``.hypothesis/``). A
 failure prints the shrunk steps and a ``@reproduce_failure`` blob.
