@@ -77,8 +77,11 @@ class RawSink:
         if p.read_paused:
             p.read_paused = False
             p.transport.resume_reading()
-        p.loop.call_later(self.grace, p.transport.abort)
-        p.transport.close()
+        # Keep reading until the client answers with its close frame (then uvicorn closes the
+        # socket cleanly, cancelling this timer): closing now, with the client's unread frames
+        # in our receive buffer, would make the kernel send a reset, which can overtake the close
+        # frame. A client that never answers is cut off after the grace.
+        p.close_timer = p.loop.call_later(self.grace, p.transport.abort)
 
 
 class BackchannelWebSocketProtocol(WebSocketsSansIOProtocol):
