@@ -142,7 +142,7 @@ def load_settings(
         raise ConfigError(f"RATE_LIMIT_EXEMPT: {exc}") from None
     if settings.metrics_address:
         _, sep, port = settings.metrics_address.rpartition(":")
-        if not sep or not port.isdigit() or int(port) > 65535:
+        if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
             raise ConfigError(
                 f"METRICS_ADDRESS: expected host:port, got {settings.metrics_address!r}"
             )

@@ -3,6 +3,7 @@ changed, answer. ``docs/protocol.md`` documents each route; ``/openapi.json`` de
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ from .errors import (
 )
 from .moderation import admit, check_sanctions, screen
 from .protocol import (
+    SLUG_PATTERN,
     BusySession,
     BusySessions,
     CommentEdit,
@@ -43,6 +45,9 @@ from .text import TextError, clean_body
 
 T = TypeVar("T")
 MAX_REQUEST_BYTES = 64 * 1024
+SLUG = re.compile(SLUG_PATTERN)
+# Fields that text.clean_body cleans (control characters dropped, bad Unicode refused by name).
+CLEANED = frozenset({"body"})
 
 
 class JSONResponse(Response):
@@ -80,7 +85,8 @@ async def action_reason(request: Request) -> str:
 
 async def read_json(request: Request, kind: type[T]) -> T:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+    if declared is not None and declared.isascii() and declared.isdigit() \
+            and int(declared) > MAX_REQUEST_BYTES:  # fmt: skip
         raise PayloadTooLarge(
             "request_too_large", f"requests are limited to {MAX_REQUEST_BYTES} bytes"
         )
@@ -92,11 +98,45 @@ async def read_json(request: Request, kind: type[T]) -> T:
                 "request_too_large", f"requests are limited to {MAX_REQUEST_BYTES} bytes"
             )
     try:
-        return msgspec.json.decode(bytes(body), type=kind)
+        value = msgspec.json.decode(bytes(body), type=kind)
     except msgspec.ValidationError as exc:
         raise BadRequest("invalid_field", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise BadRequest("invalid_json", f"the request body is not valid JSON: {exc}") from None
+    check_storable(value, "$")
+    return value
+
+
+def check_storable(value: object, where: str) -> None:
+    """400 ``invalid_field`` for text no database stores: NUL characters or lone surrogates
+    (JSON can carry both as escapes), anywhere in a request body."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise BadRequest("invalid_field", f"{where} contains a NUL character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("invalid_field", f"{where} contains a lone surrogate") from None
+    elif isinstance(value, msgspec.Struct):
+        for field in msgspec.structs.fields(value):
+            if field.name not in CLEANED:
+                check_storable(getattr(value, field.name), f"{where}.{field.name}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            check_storable(item, f"{where}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_storable(key, where)
+            check_storable(item, f"{where}.{key}")
+
+
+def path_slug(request: Request, name: str) -> str:
+    """A slug of the path, or 404: what no slug can be never reaches the database."""
+    value: str = request.path_params[name]
+    if not SLUG.match(value):
+        kind = "session" if name == "slug" else "event"
+        raise NotFound(f"unknown_{kind}", f"no {kind} has slug {value[:80]!r}")
+    return value
 
 
 def body_text(body: str) -> str:
@@ -113,7 +153,7 @@ def int_param(
     if raw is None or raw == "":
         return None
     text = str(raw)
-    if not text.isdigit() or len(text) > 19 or int(text) > maximum:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > maximum:
         raise BadRequest(f"bad_{name}", f"{name} must be a positive integer, got {text[:40]!r}")
     return int(text)
 
@@ -137,7 +177,7 @@ def limit_address(request: Request) -> None:
 
 
 async def session_of(request: Request) -> SessionRecord:
-    session = await services(request).store.session(request.path_params["slug"])
+    session = await services(request).store.session(path_slug(request, "slug"))
     logs.session.set(session.slug)
     return session
 
@@ -153,12 +193,12 @@ async def create_event(request: Request) -> Response:
 
 
 async def get_event(request: Request) -> Response:
-    return JSONResponse(await services(request).store.event(request.path_params["event"]))
+    return JSONResponse(await services(request).store.event(path_slug(request, "event")))
 
 
 async def create_session(request: Request) -> Response:
     who = caller(request)
-    event = request.path_params["event"]
+    event = path_slug(request, "event")
     who.require("admin", event)
     new = await read_json(request, NewSession)
     session = await services(request).store.create_session(event, new)

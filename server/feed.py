@@ -20,7 +20,8 @@ from starlette.websockets import WebSocket
 from . import logs
 from .auth import Identity
 from .bus import moderators_topic, user_topic
-from .errors import BackchannelError, BadRequest
+from .endpoints import SLUG
+from .errors import BackchannelError, BadRequest, NotFound
 from .notices import for_author
 from .presence import watching_message
 from .protocol import Auth, ProtocolError, decode_client_message, encode, error_message
@@ -69,7 +70,10 @@ async def live(websocket: WebSocket) -> None:
     sink.grace = settings.ws_shed_grace
     try:
         since = _since(websocket.query_params.get("since"))
-        session = await services.store.session(websocket.path_params["slug"])
+        slug = websocket.path_params["slug"]
+        if not SLUG.match(slug):
+            raise NotFound("unknown_session", f"no session has slug {slug[:80]!r}")
+        session = await services.store.session(slug)
         logs.session.set(session.slug)
     except BackchannelError as exc:
         sink.close(exc.close_code, exc.message)
@@ -80,7 +84,7 @@ async def live(websocket: WebSocket) -> None:
 def _since(value: str | None) -> int | None:
     if value is None:
         return None
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise BadRequest("bad_since", "since must be a non-negative integer seq")
     return int(value)
 

@@ -196,7 +196,7 @@ class MetricsServer:
 def parse_address(address: str) -> tuple[str, int]:
     """``host:port`` (``[::1]:9100`` for IPv6); a ``ValueError`` names what is wrong."""
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ValueError(f"{address!r} is not host:port")
     return host.strip("[]") or "0.0.0.0", int(port)
 

@@ -16,6 +16,7 @@ from .endpoints import (
     comment_target,
     int_param,
     limit_address,
+    path_slug,
     publish,
     read_json,
     services,
@@ -40,7 +41,7 @@ from .transfer import AUDIT_COLUMNS, EXPORT_COLUMNS, csv_text, export_body, expo
 
 def event_moderator(request: Request) -> tuple[str, Identity]:
     """The event in the path, and the caller, once they are known to moderate it."""
-    event: str = request.path_params["event"]
+    event = path_slug(request, "event")
     who = caller(request)
     who.require("moderator", event)
     return event, who

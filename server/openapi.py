@@ -3,6 +3,7 @@ wire types in ``protocol.py`` (msgspec renders them), so the description cannot 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -13,6 +14,7 @@ from starlette.responses import Response
 
 from . import __version__
 from .protocol import (
+    SLUG_PATTERN,
     AuditLog,
     BulkReview,
     BusySessions,
@@ -59,6 +61,10 @@ class Operation:
     status: int = 200
     query: tuple[str, ...] = ()
     optional_body: bool = False
+    also: tuple[int, ...] = ()
+    """Other success statuses with the same body (200 for a retried post, a repeated report)."""
+    csv: bool = False
+    """``?format=csv`` answers ``text/csv`` instead."""
 
 
 OPERATIONS = (
@@ -105,11 +111,12 @@ OPERATIONS = (
     Operation(
         "post",
         "/v1/sessions/{slug}/comments",
-        "Post a comment or a reply",
+        "Post a comment or a reply (200: a retry of a post already stored, by client_key)",
         PostResult,
         NewComment,
         "attendee",
         201,
+        also=(200,),
     ),
     Operation(
         "patch",
@@ -136,6 +143,7 @@ OPERATIONS = (
         None,
         "moderator",
         query=("format",),
+        csv=True,
     ),
     Operation(
         "get", "/v1/events/{event}/rules", "The event's word lists", EventRules, None, "moderator"
@@ -208,11 +216,12 @@ OPERATIONS = (
     Operation(
         "post",
         "/v1/comments/{comment_id}/report",
-        "Report a comment to the moderators",
+        "Report a comment to the moderators (200: reported by this person already)",
         ReportResult,
         NewReport,
         "attendee",
         201,
+        also=(200,),
     ),
     Operation(
         "post",
@@ -240,6 +249,7 @@ OPERATIONS = (
         None,
         "moderator",
         query=("format",),
+        csv=True,
     ),
     Operation(
         "post",
@@ -330,20 +340,21 @@ def document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         params = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in ("event", "slug", "comment_id")
-            if "{" + name + "}" in op.path
-        ] + [{"name": q, "in": "query", "schema": {"type": "string"}} for q in op.query]
+            {"name": name, "in": "path", "required": True, "schema": path_schema(name)}
+            for name in re.findall(r"{(\w+)}", op.path)
+        ] + [{"name": q, "in": "query", "schema": query_schema(q)} for q in op.query]
+        content: dict[str, Any] = {"application/json": {"schema": by_type[op.response]}}
+        if op.csv:
+            content["text/csv"] = {"schema": {"type": "string"}}
+        responses: dict[str, Any] = {
+            str(status): {"description": "OK", "content": content}
+            for status in (op.status, *op.also)
+        }
+        responses["4XX"] = _ERROR
         entry: dict[str, Any] = {
             "summary": op.summary,
             "parameters": params,
-            "responses": {
-                str(op.status): {
-                    "description": "OK",
-                    "content": {"application/json": {"schema": by_type[op.response]}},
-                },
-                "4XX": _ERROR,
-            },
+            "responses": responses,
         }
         if op.request is not None:
             entry["requestBody"] = {
@@ -365,6 +376,18 @@ def document() -> dict[str, Any]:
             },
         },
     }
+
+
+def path_schema(name: str) -> dict[str, Any]:
+    if name.endswith("_id"):
+        return {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+    return {"type": "string", "pattern": SLUG_PATTERN}
+
+
+def query_schema(name: str) -> dict[str, Any]:
+    if name == "format":
+        return {"type": "string", "enum": ["json", "csv"]}
+    return {"type": "string"}
 
 
 async def openapi(request: Request) -> Response:

@@ -49,7 +49,9 @@ PROFESSIONS = (
     "Another Field",
 )
 
-Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
+Slug = Annotated[str, msgspec.Meta(pattern=SLUG_PATTERN)]
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
@@ -281,7 +283,7 @@ class SessionChange(msgspec.Struct, frozen=True):
 
 class NewComment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     body: str
-    parent_id: int | None = None
+    parent_id: Id | None = None
     client_key: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
     question: bool = False
 
@@ -308,7 +310,7 @@ class ReviewResult(msgspec.Struct, frozen=True):
 
 
 class BulkReview(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    ids: Annotated[list[int], msgspec.Meta(min_length=1, max_length=500)]
+    ids: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=500)]
     reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
 
 

@@ -651,13 +651,6 @@ async def test_restored_reply_brings_its_hidden_parent(board: Any) -> None:
     assert view.visible() == await visible_on_pages(board)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="finding 7: a comment.restored (or comment.approved) replayed from PostgreSQL "
-    "(read_events) has no parents, unlike the live event and the ring's copy, so a board "
-    "that resumes with since on a process without the event in its ring lacks the placeholder",
-)
 async def test_restored_reply_replayed_brings_its_hidden_parent(board: Any) -> None:
     """The same event replayed (``since``) from the database: the feed opens after the event,
     on a session nobody watches, so the process has no ring for it. Fix: in

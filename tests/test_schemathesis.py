@@ -19,8 +19,8 @@
    machine (the more, the busier it is with other runs). Each test prints the statuses it got
    (``pytest -s``).
 
-Findings are kept as minimal reproductions at the end (``xfail(strict=True)``); the 5xx they
-explain are excused in the Schemathesis run (:func:`known_cause`), any other fails it.
+Findings (all fixed since) are kept as minimal reproductions at the end, as regression tests;
+the Schemathesis run excuses no 5xx.
 """
 
 from __future__ import annotations
@@ -285,43 +285,24 @@ KNOWN = {
 
 
 def test_openapi_describes_every_route_fully() -> None:
-    """Every route, with its path parameters, its body and its success responses (apart from
-    the known findings, reproduced below)."""
+    """Every route, with its path parameters, its body and its success responses."""
     assert endpoints and moderator_endpoints  # where the handlers read above live
-    known = {problem for problems in KNOWN.values() for problem in problems}
-    problems = [p for p in description_problems() if p not in known]
+    problems = description_problems()
     assert problems == [], "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="finding 2: the sanction routes' {author_id} is not declared as a path parameter "
-    "(server/openapi.py declares only event, slug and comment_id)",
-)
 def test_openapi_declares_author_id() -> None:
     """Fix: in ``server/openapi.document``, declare every ``{name}`` of the path (``author_id``
     included, ``type: integer``) instead of a fixed list of three names."""
     assert not set(KNOWN["finding 2"]) & set(description_problems())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="finding 3: a retried post (known client_key) and a repeated report answer 200, "
-    "but only 201 is described",
-)
 def test_openapi_describes_200_of_retries() -> None:
     """Fix: let ``Operation`` take several success statuses (``statuses=(201, 200)`` for posting
     and reporting), each described with the same response schema."""
     assert not set(KNOWN["finding 3"]) & set(description_problems())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="finding 4: ?format=csv answers text/csv, described only as application/json",
-)
 def test_openapi_describes_csv_answers() -> None:
     """Fix: describe ``text/csv`` (a string schema) beside ``application/json`` for the audit
     log and the export, and ``format`` as ``enum: [json, csv]``."""
@@ -373,11 +354,10 @@ EXCUSED: Counter[str] = Counter()
 
 
 def no_server_error(ctx: Any, response: Any, case: Any) -> bool | None:
-    """``not_a_server_error``, except for the 5xx of findings already reported."""
+    """``not_a_server_error``, counting 5xx that a fixed finding would explain."""
     cause = known_cause(case) if response.status_code >= 500 else None
     if cause is not None:
-        EXCUSED[cause] += 1
-        return None
+        EXCUSED[cause] += 1  # a fixed finding come back: not excused
     return not_a_server_error(ctx, response, case)
 
 
@@ -459,13 +439,6 @@ async def send(board: Board, method: str, template: str, body: Any) -> httpx.Res
         return await http.request(method, template.format(**names), json=body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="finding 5: a NUL character (\\u0000) in any text stored as it is (titles, "
-    "speakers, prompt, reasons, client_key, report detail, word lists, support message) is "
-    "refused by PostgreSQL and answered 500 internal, instead of 400",
-)
 @pytest.mark.parametrize(
     ("method", "template", "body"),
     NUL_REQUESTS,
@@ -480,12 +453,6 @@ async def test_text_with_nul_is_refused(
     assert 400 <= response.status_code < 500, response.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="finding 5: a NUL character in a slug of the path reaches PostgreSQL: 500 internal "
-    "for anyone, without a token, instead of 404",
-)
 @pytest.mark.parametrize(
     "path", ["/v1/sessions/a%00b", "/v1/sessions/a%00b/comments", "/v1/events/a%00b"]
 )
@@ -498,12 +465,6 @@ async def test_slug_with_nul_is_not_found(board: Board, path: str) -> None:
     assert response.status_code == 404, response.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="finding 5: the feed of a slug with a NUL character fails on the server (the "
-    "connection is dropped) instead of closing with 4404",
-)
 async def test_feed_of_slug_with_nul_is_not_found(board: Board) -> None:
     url = board.url.replace("http://", "ws://") + "/v1/sessions/a%00b/live?since=0"
     async with connect(url) as ws:
@@ -512,12 +473,6 @@ async def test_feed_of_slug_with_nul_is_not_found(board: Board) -> None:
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404, closed.value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="finding 6: ids beyond 64 bits in a body (parent_id, a bulk review's ids) reach "
-    "PostgreSQL and are answered 500 internal, instead of 400",
-)
 @pytest.mark.parametrize(
     ("method", "template", "body"),
     [
@@ -537,12 +492,6 @@ async def test_ids_beyond_64_bits_are_refused(
     assert 400 <= response.status_code < 500, response.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="finding 8: an id or cursor of Unicode digits that int() does not read (such as "
-    "'¹', which str.isdigit() accepts) is answered 500 internal, to anyone, instead of 400",
-)
 @pytest.mark.parametrize(
     ("path", "code"),
     [
@@ -562,12 +511,6 @@ async def test_superscript_digits_are_refused(board: Board, path: str, code: str
     assert response.json()["error"]["code"] == code
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="finding 8: the feed's since='¹' fails on the server (the connection is dropped) "
-    "instead of closing with 4400 bad_since",
-)
 async def test_feed_since_superscript_is_refused(board: Board) -> None:
     url = board.url.replace("http://", "ws://") + f"/v1/sessions/{board.session}/live?since=%C2%B9"
     async with connect(url) as ws:

@@ -261,6 +261,25 @@ async def ancestors(conn: asyncpg.Connection, parent_ids: set[int]) -> Ancestors
     return {r["id"]: (r["parent_id"], r["reply_count"]) for r in rows}
 
 
+# Events after which a reply may be public beneath ancestors that a board never held: pages
+# leave out a hidden comment without public replies, and this reply is now one.
+REAPPEARING = frozenset({"comment.restored", "comment.approved"})
+
+
+async def hidden_ancestors(
+    conn: asyncpg.Connection, ids: list[int], session: str
+) -> list[CommentView]:
+    """Those of ``ids`` that are not public, redacted (placeholders), outermost first."""
+    rows = await conn.fetch(
+        f"""SELECT {COMMENT} FROM {COMMENT_FROM}
+            WHERE c.id = ANY($1::bigint[]) AND NOT (c.status = ANY($2::text[]))
+            ORDER BY c.depth""",
+        ids,
+        list(PUBLIC_STATES),
+    )
+    return [comment_view(r, session) for r in rows]
+
+
 async def helpful_counts(conn: asyncpg.Connection, ids: list[int]) -> list[HelpfulCount]:
     rows = await conn.fetch(
         "SELECT id, helpful_count FROM comments WHERE id = ANY($1::bigint[]) ORDER BY id", ids

@@ -26,6 +26,7 @@ from .base import (
     AUTHOR_CACHE_SIZE,
     COMMENT,
     COMMENT_FROM,
+    REAPPEARING,
     SESSION,
     SESSION_FROM,
     Hold,
@@ -37,6 +38,7 @@ from .base import (
     audit,
     comment_view,
     helpful_counts,
+    hidden_ancestors,
     next_seq,
     reply_counts,
     standing,
@@ -462,25 +464,6 @@ class CommentStore(StoreBase):
         except Unchanged as unchanged:
             assert isinstance(unchanged.result, EditResult)
             return unchanged.result, None
-
-
-# Events after which a reply may be public beneath ancestors that a board never held: pages
-# leave out a hidden comment without public replies, and this reply is now one.
-REAPPEARING = frozenset({"comment.restored", "comment.approved"})
-
-
-async def hidden_ancestors(
-    conn: asyncpg.Connection, ids: list[int], session: str
-) -> list[CommentView]:
-    """Those of ``ids`` that are not public, redacted (placeholders), outermost first."""
-    rows = await conn.fetch(
-        f"""SELECT {COMMENT} FROM {COMMENT_FROM}
-            WHERE c.id = ANY($1::bigint[]) AND NOT (c.status = ANY($2::text[]))
-            ORDER BY c.depth""",
-        ids,
-        list(PUBLIC_STATES),
-    )
-    return [comment_view(r, session) for r in rows]
 
 
 async def resolve_reports(conn: asyncpg.Connection, comment_ids: list[int]) -> None:

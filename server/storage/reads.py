@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from ..protocol import (
+    PUBLIC_STATES,
     AuditEntry,
     AuditLog,
     CommentView,
@@ -24,6 +25,7 @@ from .base import (
     COMMENT,
     COMMENT_FROM,
     PUBLIC,
+    REAPPEARING,
     SHOWN,
     Ancestors,
     SessionRecord,
@@ -31,6 +33,7 @@ from .base import (
     ancestors,
     comment_view,
     helpful_counts,
+    hidden_ancestors,
     reply_counts,
     sql,
 )
@@ -163,13 +166,34 @@ class ReadStore(StoreBase):
                 upto,
             )
             found = await ancestors(conn, {r["parent_id"] for r in rows} - {None})
+            hidden = await self._hidden_parents(conn, session, rows, found)
             helpful_ids = {i for r in rows if r["data"] for i in json.loads(r["data"])["ids"]}
             helpful = {h.id: h for h in await helpful_counts(conn, sorted(helpful_ids))}
         view = current.view()
         return [
-            encode_event(_replayed(row, session, view, current.comment_count, found, helpful))
+            encode_event(
+                _replayed(row, session, view, current.comment_count, found, helpful, hidden)
+            )
             for row in rows
         ]
+
+    async def _hidden_parents(
+        self,
+        conn: asyncpg.Connection,
+        session: SessionRecord,
+        rows: list[asyncpg.Record],
+        found: Ancestors,
+    ) -> dict[int, CommentView]:
+        """The hidden ancestors of the replies that reappear in these events (``parents``)."""
+        chains = {
+            i
+            for r in rows
+            if r["kind"] in REAPPEARING and r["status"] in PUBLIC_STATES
+            for i in chain(r["parent_id"], found)
+        }
+        if not chains:
+            return {}
+        return {c.id: c for c in await hidden_ancestors(conn, sorted(chains), session.slug)}
 
     async def locate(self, comment_id: int, page_size: int) -> Location:
         """Which page shows a comment: the one its thread's top-level comment is on, counting
@@ -204,6 +228,15 @@ class ReadStore(StoreBase):
         )
 
 
+def chain(parent_id: int | None, found: Ancestors) -> list[int]:
+    """A comment's ancestors, nearest first."""
+    ids = []
+    while parent_id is not None and parent_id in found:
+        ids.append(parent_id)
+        parent_id = found[parent_id][0]
+    return ids
+
+
 def _replayed(
     row: asyncpg.Record,
     session: SessionRecord,
@@ -211,14 +244,19 @@ def _replayed(
     total: int,
     found: Ancestors,
     helpful: dict[int, HelpfulCount],
+    hidden: dict[int, CommentView],
 ) -> Event:
     """An event of the log as a replay shows it: with the current state of what it is about."""
     kind = row["kind"]
     if kind.startswith("comment."):
+        comment = comment_view(row, session.slug)
+        parents = []
+        if kind in REAPPEARING and comment.status in PUBLIC_STATES:
+            ids = reversed(chain(row["parent_id"], found))  # outermost first
+            parents = [hidden[i] for i in ids if i in hidden]
         return Event(
-            seq=row["seq"], kind=kind, at=row["at"], total=total,
-            comment=comment_view(row, session.slug),
-            reply_counts=reply_counts(row["parent_id"], found),
+            seq=row["seq"], kind=kind, at=row["at"], total=total, comment=comment,
+            reply_counts=reply_counts(row["parent_id"], found), parents=parents,
         )  # fmt: skip
     if kind == "helpful.counts":
         ids = json.loads(row["data"])["ids"]
