@@ -185,7 +185,7 @@ class Bench:
             )
         return workers, info
 
-    async def posters(self, authors: int, rate: float) -> list[Worker]:
+    async def posters(self, authors: int, rate: float, body_size: int = 0) -> list[Worker]:
         count = self.poster_processes(rate)
         tokens = self.target.tokens(authors)
         workers = []
@@ -197,7 +197,7 @@ class Bench:
                 "ports": self.target.ports(),
                 "path_post": self.target.path_post,
                 "tokens": part,
-                "body_size": self.config.settings.get("BENCH_BODY_SIZE", 0),
+                "body_size": body_size,
             }
             workers.extend(await start_workers("posters", 1, config))
         self.workers.extend(workers)
@@ -227,6 +227,7 @@ class Bench:
         rate: float,
         duration: float,
         concurrency: int = 0,
+        body_size: int = 0,
         extra: list[dict[str, Any]] | None = None,
         during: Any = None,
         warmup: float = 0.5,
@@ -254,7 +255,7 @@ class Bench:
         log(opts, f"  {label}: connecting {sessions * per_session + len(extra)} watchers")
         (watchers, connected), posters = await asyncio.gather(
             self.connect(slugs, per_session, extra=extra),
-            self.posters(self.config.authors, rate if not concurrency else 0),
+            self.posters(self.config.authors, rate if not concurrency else 0, body_size),
         )
         await asyncio.sleep(0.2 if opts.smoke else 1.0)
         pids = [w.pid for w in watchers + posters]
@@ -723,3 +724,22 @@ def _frame_name(frame: str) -> str:
     name, _, where = frame.partition(" (")
     where = where.rstrip(")").rsplit(":", 1)[0]
     return f"{name} ({Path(where).name})" if where else name
+
+
+def send_queues(port: int) -> list[int]:
+    """Bytes waiting in the kernel's send buffers of the established connections served on
+    ``port`` (``ss``), largest first: where a slow reader's backlog sits before the server's
+    own buffer (``WS_SEND_BUFFER_LIMIT``) sees any of it."""
+    try:
+        done = subprocess.run(
+            ["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    queues = []
+    for line in done.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[1].isdigit():
+            queues.append(int(fields[1]))
+    return sorted(queues, reverse=True)

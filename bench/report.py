@@ -1,11 +1,12 @@
 """``python -m bench report``: docs/performance.md from the newest result of each scenario in
-bench/results (``--results DIR``), with an SVG chart per scenario (bench/results/charts/).
+bench/results (``--results DIR``), with an SVG chart per scenario (bench/charts/).
 Hand-written findings in bench/findings.md are included as they are."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +18,20 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 OUTPUT = ROOT / "docs" / "performance.md"
 FINDINGS = ROOT / "bench" / "findings.md"
+CHARTS = ROOT / "bench" / "charts"
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench report")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--output", type=Path, default=OUTPUT)
-    parser.add_argument("--charts", type=Path, help="default: <results>/charts")
+    parser.add_argument("--charts", type=Path, help="default: bench/charts")
     args = parser.parse_args(argv)
     records = newest(args.results)
     if not records:
         print(f"bench report: no results in {args.results}; run python -m bench first")
         return 1
-    charts = args.charts or args.results / "charts"
+    charts = args.charts or CHARTS
     text = render(records, charts, args.output.parent)
     args.output.write_text(text)
     print(f"wrote {args.output} ({len(records)} scenarios), charts in {charts}")
@@ -93,6 +95,8 @@ def render(records: dict[str, dict[str, Any]], charts: Path, docs: Path) -> str:
             f"{'' if profiles == ['full'] else ' (not the issue’s full sizes)'}. They show that",
             "> every scenario runs and what it reports (correctness holds: nothing lost or",
             "> doubled); compare targets only within one table, and only as a rough guide.",
+            "> The result files named below stay on the machine that made them (only a final",
+            "> run's files are committed, beside this page regenerated from them).",
             "",
         ]
     lines += [
@@ -145,7 +149,8 @@ def header(name: str, record: dict[str, Any]) -> list[str]:
     out = [
         f"## {name}",
         "",
-        f"{DESCRIPTIONS[name]}. Profile `{record['profile']}`: "
+        f"{DESCRIPTIONS[name][0].upper()}{DESCRIPTIONS[name][1:]}. "
+        f"Profile `{record['profile']}`: "
         + ", ".join(f"{k} {v}" for k, v in record["size"].items())
         + f". Run {record['started']} (`{record['_file']}`).",
         "",
@@ -164,7 +169,9 @@ def header(name: str, record: dict[str, Any]) -> list[str]:
                                               "WS_SEND_BUFFER_LIMIT", "WS_PING_INTERVAL")
                      if k in settings}  # fmt: skip
             extra = ", ".join(f"`{k}={v}`" for k, v in shown.items())
-            command = described.get("command", "")
+            command = re.sub(r"--port \d+", "--port <free port>", described.get("command", ""))
+            command = re.sub(r" --stats-dir( /\S+)?", "", command)
+            command = re.sub(r"redis://\S+", "<the run's Redis>", command)
             out += [f"- **{target}**: `{command}`" + (f"; {extra}" if extra else "")]
         if entry.get("problems"):
             out += [f"  - **problems**: {'; '.join(entry['problems'])}"]
@@ -274,19 +281,33 @@ def storm_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
 
 def slow_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
     out = [
-        "| target | run | slow watcher shed (close) | after (s) | bytes it read | bound (bytes) "
+        "| target | run | slow watcher shed | after (s, its socket leaving ESTABLISHED on the "
+        "server) | bytes it read | largest kernel send queue (bytes) | bound (bytes) "
         "| server RSS at connect / peak / end (MiB) |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for target, m in rows:
         slow = m.get("slow")
         if not slow:
             continue
         rss = m["rss"]
+        by_server = slow.get("shed_by_server")
+        queues = m.get("fault", {}).get("kernel_send_queue_bytes", [])
+        if slow.get("shed_after_s") is None and by_server:
+            slow["shed_after_s"] = next(
+                (
+                    t
+                    for i, (t, q) in enumerate(queues)
+                    if q == 0 and any(q0 for _, q0 in queues[:i])
+                ),
+                None,
+            )
+        shed = "yes" if (by_server or slow["shed"]) else "no" if by_server == 0 else "?"
         out.append(
-            f"| {target} | {m['label']} | {'yes' if slow['shed'] else 'no'} "
-            f"({', '.join(slow['closes']) or 'none'}) | {slow['shed_after_s'] or '–'} "
-            f"| {num(slow['bytes_read'])} | {num(slow['bound_bytes'])} "
+            f"| {target} | {m['label']} | {shed} (server counter {num(by_server)}; watcher saw "
+            f"{', '.join(slow['closes']) or 'no close yet'}) | {slow['shed_after_s'] or '–'} "
+            f"| {num(slow['bytes_read'])} | {num(slow.get('kernel_send_queue_max'))} "
+            f"| {num(slow['bound_bytes'])} "
             f"| {rss['connected_mib']} / {rss['peak_mib']} / {rss['end_mib']} |"
         )
     return [*out, ""]

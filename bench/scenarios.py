@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .environment import Environment
-from .harness import Bench, Measurement, Options, history, idle, log
+from .harness import Bench, Measurement, Options, history, idle, log, send_queues
 from .loadgen import Worker
 from .targets import Target, TargetConfig
 
@@ -52,9 +52,9 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "smoke": {"sessions": 10, "watchers": 2, "rate": 20, "duration": 1.5},
     },
     "slow-watcher": {
-        "full": {"watchers": 100, "rate": 20, "duration": 60, "read_rate": 1024},
-        "quick": {"watchers": 100, "rate": 20, "duration": 25, "read_rate": 1024},
-        "smoke": {"watchers": 10, "rate": 20, "duration": 1.5, "read_rate": 1024},
+        "full": {"watchers": 100, "rate": 20, "duration": 120, "read_rate": 1024, "body": 2000},
+        "quick": {"watchers": 100, "rate": 20, "duration": 40, "read_rate": 1024, "body": 2000},
+        "smoke": {"watchers": 10, "rate": 20, "duration": 1.5, "read_rate": 1024, "body": 0},
     },
     "idle": {
         "full": {"watchers": 10_000, "duration": 60, "ping_interval": 20},
@@ -292,45 +292,53 @@ async def many_rooms(
     return await _with(env, target, options, "many-rooms", config, body)
 
 
-async def slow_watcher(
-    env: Environment, target: type[Target], options: Options, size: dict[str, Any]
-) -> tuple[list[Measurement], dict[str, Any]]:
+async def slow_watcher(env: Environment, target: type[Target], options: Options,
+                       size: dict[str, Any]) -> tuple[list[Measurement], dict[str, Any]]:  # fmt: skip
     authors = authors_for(size["rate"])
     config = TargetConfig(authors=authors, posts_per_minute=per_minute(size["rate"], authors))
-    slow = {
-        "session": 0,
-        "group": "slow",
-        "read_rate": size["read_rate"],
-        "receive_buffer": 4096,
-        "reconnect": False,
-    }
+    slow = {"session": 0, "group": "slow", "read_rate": size["read_rate"],
+            "receive_buffer": 4096, "reconnect": False}  # fmt: skip
+
+    async def watch_queues(bench: Bench, watchers: list[Worker], t0: float) -> dict[str, Any]:
+        """Every second: the largest kernel send queue among the server's connections (the
+        slow watcher's), and the server's RSS."""
+        series = []
+        port = bench.target.ports()[0]
+        end = t0 + size["duration"]
+        while time.monotonic() < end:
+            queues = await asyncio.to_thread(send_queues, port)
+            series.append((round(time.monotonic() - t0, 1), queues[0] if queues else 0))
+            await asyncio.sleep(1.0)
+        return {"kernel_send_queue_bytes": series, "max": max((q for _, q in series), default=0)}
 
     async def body(bench: Bench) -> list[Measurement]:
         n = size["watchers"]
-        base = await bench.fanout(
-            f"{n} watchers, none slow",
-            sessions=1,
-            per_session=n,
-            rate=size["rate"],
-            duration=min(10, size["duration"]),
-        )
+        base = await bench.fanout(f"{n} watchers, none slow", sessions=1, per_session=n,
+                                  rate=size["rate"], duration=min(10, size["duration"]),
+                                  body_size=size["body"])  # fmt: skip
         with_slow = await bench.fanout(
-            f"{n - 1} watchers + 1 reading {size['read_rate']} B/s",
-            sessions=1,
-            per_session=n - 1,
-            rate=size["rate"],
-            duration=size["duration"],
-            extra=[slow],
-        )
+            f"{n - 1} watchers + 1 reading {size['read_rate']} B/s", sessions=1,
+            per_session=n - 1, rate=size["rate"], duration=size["duration"], extra=[slow],
+            body_size=size["body"], during=watch_queues,
+        )  # fmt: skip
         g = with_slow.figures["groups"].get("slow", {})
         rss = with_slow.figures["rss"]
+        queues = with_slow.figures.get("fault", {}).get("kernel_send_queue_bytes", [])
+        # The server's abort does not reset the connection: the kernel goes on sending what it
+        # holds (orphaned), so the watcher itself sees its close only much later. The server's
+        # shed counter says it happened; the socket leaving ESTABLISHED on the server says when.
+        gone = next((t for i, (t, q) in enumerate(queues)
+                     if q == 0 and any(q0 > 0 for _, q0 in queues[:i])), None)  # fmt: skip
         with_slow.figures["slow"] = {
+            "shed_by_server": with_slow.figures["server_counters"].get("shed"),
+            "shed_after_s": gone,
+            "seen_closed_by_watcher": g.get("shed", 0) or sum(g.get("closes", {}).values()),
             "shed": g.get("shed", 0),
-            "shed_after_s": (g.get("shed_at") or [None])[0],
             "closes": g.get("closes", {}),
             "bytes_read": g.get("bytes_read", 0),
             "bound_bytes": int(bench.config.settings.get("WS_SEND_BUFFER_LIMIT", 262144)),
             "rss_growth_mib": round(rss["end_mib"] - rss["connected_mib"], 1),
+            "kernel_send_queue_max": with_slow.figures.get("fault", {}).get("max"),
         }
         log(options, f"    slow watcher: {with_slow.figures['slow']}")
         return [base, with_slow]
