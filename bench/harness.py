@@ -444,6 +444,7 @@ def summarise(
                     Histogram.from_wire(wire)
                 )
     catch_up = merged(Histogram.from_wire(r["catch_up"]) for r in results)
+    lag = merged(Histogram.from_wire(r["loop_lag"]) for r in results if "loop_lag" in r)
     normal = groups.get("normal", {})
     statuses: dict[str, int] = {}
     for reply in posted:
@@ -480,6 +481,7 @@ def summarise(
             if name != "normal"
         },
         "catch_up_ms": catch_up.summary(),
+        "generator_loop_lag_ms": lag.summary(),
         "watchers": watchers,
         "groups": groups,
         "deliveries": deliveries,
@@ -523,7 +525,8 @@ def one_line(f: dict[str, Any]) -> str:
         f"frames written {f['frames_written_per_s']}/s; lost {f['lost']}, dup {f['duplicated']}; "
         f"cpu server {cpu.get('server')} s, generator {f.get('generator_cpu_s')} s; "
         f"server cpu/1000 deliveries {f['server_cpu_per_1000_deliveries_ms']} ms; "
-        f"rss/conn {f['rss']['per_connection_kib']} KiB{split}"
+        f"rss/conn {f['rss']['per_connection_kib']} KiB{split}; "
+        f"generator loop lag p99 {f['generator_loop_lag_ms']['p99']} ms"
     )
 
 

@@ -84,6 +84,7 @@ class WatcherWorker:
         self.t0 = time.monotonic()
         self.cpu0 = self_cpu()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.lag = LagProbe()
 
     def hist(self, group: str) -> tuple[Histogram, Histogram]:
         pair = self.hists.get(group)
@@ -265,6 +266,7 @@ class WatcherWorker:
         self.hists.clear()
         self.catch_up = Histogram()
         self.cpu0 = self_cpu()
+        self.lag.reset()
         for watch in self.watches:
             watch.events = 0
             watch.frames = 0
@@ -339,6 +341,7 @@ class WatcherWorker:
             },
             "catch_up": self.catch_up.to_wire(),
             "cpu": round(self_cpu() - self.cpu0, 3),
+            "loop_lag": self.lag.hist.to_wire(),
             "pid": os.getpid(),
         }
 
@@ -399,6 +402,7 @@ class WatcherWorker:
         }
 
     async def handle(self, msg: dict[str, Any]) -> dict[str, Any]:
+        self.lag.start()
         op = msg["op"]
         if op == "connect":
             return await self.connect(msg)
@@ -417,6 +421,30 @@ class WatcherWorker:
         if op == "cpu":
             return {"cpu": round(self_cpu() - self.cpu0, 3)}
         raise ValueError(f"unknown op {op!r}")
+
+
+class LagProbe:
+    """How late this process's event loop runs a callback due every 20 ms: a generator whose
+    loop lags adds that lag to every arrival it timestamps (reported beside the results)."""
+
+    EVERY = 0.02
+
+    def __init__(self) -> None:
+        self.hist = Histogram()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def reset(self) -> None:
+        self.hist = Histogram()
+
+    async def _run(self) -> None:
+        while True:
+            due = time.monotonic() + self.EVERY
+            await asyncio.sleep(self.EVERY)
+            self.hist.add(int((time.monotonic() - due) * 1e6))
 
 
 # --- Posters -------------------------------------------------------------------------------------

@@ -226,8 +226,9 @@ def fanout_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
     out = [
         "| target | run | from accept p50 / p99 / max (ms) | from schedule p99 / max (ms) "
         "| posts/s | deliveries/s | frames written/s | server CPU / 1,000 deliveries (ms) "
-        "| RSS / connection (KiB) | lost | dup | CPU s: server / PostgreSQL / Redis / generator |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| RSS / connection (KiB) | lost | dup | CPU s: server / PostgreSQL / Redis / generator "
+        "| generator loop lag p99 (ms) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for target, m in rows:
         a = m["delivery_ms"]["from_accept"]
@@ -240,7 +241,8 @@ def fanout_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
             f"| {ms(m['server_cpu_per_1000_deliveries_ms'])} "
             f"| {ms(m['rss']['per_connection_kib'])} | {m['lost']} | {m['duplicated']} "
             f"| {num(cpu.get('server'), 2)} / {num(cpu.get('postgres'), 2)} / "
-            f"{num(cpu.get('redis'), 2)} / {num(m.get('generator_cpu_s'), 2)} |"
+            f"{num(cpu.get('redis'), 2)} / {num(m.get('generator_cpu_s'), 2)} "
+            f"| {ms(m.get('generator_loop_lag_ms', {}).get('p99'))} |"
         )
     return [*out, ""]
 
