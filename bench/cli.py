@@ -57,6 +57,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="record the server with py-spy during each measurement (into DIR)",
     )
+    top.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one size of the chosen profile, e.g. --set watchers=[10000] "
+        "or --set duration=10 (values are JSON)",
+    )
     top.add_argument("--quiet", action="store_true")
     return top
 
@@ -125,7 +133,11 @@ async def run_scenario(
     options: Options,
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    size = SIZES[scenario][options.profile]
+    size = dict(SIZES[scenario][options.profile])
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key in size:
+            size[key] = json.loads(value)
     started = datetime.now(UTC)
     record: dict[str, Any] = {
         "scenario": scenario,

@@ -5,6 +5,7 @@ cost (CPU and memory of each process group, the server's own counters)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import os
 import re
@@ -54,6 +55,9 @@ class Measurement:
         return {"label": self.label, "params": self.params, **self.figures}
 
 
+_BENCHES = itertools.count(1)
+
+
 class Bench:
     """One target under one scenario: ``async with Bench(...) as bench: await bench.fanout()``."""
 
@@ -70,7 +74,8 @@ class Bench:
         self.scenario = scenario
         self.config = config
         self.target = target_class(env, env.workdir / target_class.name)
-        self.label = f"{scenario}-{int(time.time())}"
+        self.serial = next(_BENCHES)
+        self.label = f"{scenario}-{int(time.time())}-{self.serial}"
         self.meter: TreeMeter | None = None
         self.workers: list[Worker] = []
 
@@ -89,7 +94,7 @@ class Bench:
     def slug_prefix(self, label: str) -> str:
         self._slugs = getattr(self, "_slugs", 0) + 1
         tail = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:24]
-        return f"{self.env.run}-{self.scenario[:12]}-{self._slugs}-{tail}".strip("-")
+        return f"{self.env.run}-{self.scenario[:12]}-{self.serial}-{self._slugs}-{tail}".strip("-")
 
     def worker_config(self) -> dict[str, Any]:
         t = self.target

@@ -721,6 +721,3 @@ async def start_workers(role: str, count: int, config: dict[str, Any]) -> list[W
 def split(items: list[Any], parts: int) -> list[list[Any]]:
     """Round-robin ``items`` into ``parts`` lists."""
     return [items[i::parts] for i in range(parts)]
-
-
-Factory = Callable[[], Any]

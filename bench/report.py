@@ -88,8 +88,13 @@ def render(records: dict[str, dict[str, Any]], charts: Path, docs: Path) -> str:
     if busy or small or profiles != ["full"]:
         lines += [
             "> **These figures are not meaningful as performance figures.** They come from",
-            f"> {'a machine that was busy with other work (load average above half its cores)' if busy else 'a small machine'}"
-            f"{' with fewer than 8 cores' if small and busy else ''}, where the generator, the",
+            "> "
+            + (
+                "a machine that was busy with other work (load average above half its cores)"
+                if busy
+                else "a small machine"
+            )
+            + f"{' with fewer than 8 cores' if small and busy else ''}, where the generator, the",
             "> server, PostgreSQL and Redis share the same cores, and from the "
             f"`{'`, `'.join(profiles)}` size{'s' if len(profiles) > 1 else ''}"
             f"{'' if profiles == ['full'] else ' (not the issue’s full sizes)'}. They show that",

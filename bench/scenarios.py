@@ -104,25 +104,21 @@ async def _with(
         return measurements, bench.target.describe()
 
 
-async def broadcast(
-    env: Environment, target: type[Target], options: Options, size: dict[str, Any]
-) -> tuple[list[Measurement], dict[str, Any]]:
+async def broadcast(env: Environment, target: type[Target], options: Options,
+                    size: dict[str, Any]) -> tuple[list[Measurement], dict[str, Any]]:  # fmt: skip
     authors = authors_for(size["rate"])
     config = TargetConfig(authors=authors, posts_per_minute=per_minute(size["rate"], authors))
+    measurements: list[Measurement] = []
+    described: dict[str, Any] = {}
+    for n in size["watchers"]:
+        # A fresh server for each size: its memory per connection is then its own.
+        async def body(bench: Bench, n: int = n) -> list[Measurement]:
+            return [await bench.fanout(f"{n} watchers", sessions=1, per_session=n,
+                                       rate=size["rate"], duration=size["duration"])]  # fmt: skip
 
-    async def body(bench: Bench) -> list[Measurement]:
-        return [
-            await bench.fanout(
-                f"{n} watchers",
-                sessions=1,
-                per_session=n,
-                rate=size["rate"],
-                duration=size["duration"],
-            )
-            for n in size["watchers"]
-        ]
-
-    return await _with(env, target, options, "broadcast", config, body)
+        found, described = await _with(env, target, options, "broadcast", config, body)
+        measurements += found
+    return measurements, described
 
 
 async def busy(

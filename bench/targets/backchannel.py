@@ -327,7 +327,8 @@ class Backchannel(Target):
                 await conn.execute(
                     f"""INSERT INTO comments (session_id, author_id, number, body, status,
                                               created_at)
-                        SELECT $1::bigint, $2::bigint + g % 500, g, ({bodies})[1 + g % 12], 'published',
+                        SELECT $1::bigint, $2::bigint + g % 500, g, ({bodies})[1 + g % 12],
+                               'published',
                                now() - make_interval(secs => ($3::int - g) * 5)
                         FROM generate_series(1, $3::int) g""",
                     session_id,
@@ -342,7 +343,8 @@ class Backchannel(Target):
                 await conn.execute(
                     f"""INSERT INTO comments (session_id, author_id, parent_id, root_id, depth,
                                               body, status, created_at)
-                        SELECT $1::bigint, $2::bigint + g % 500, t, t, 1, ({bodies})[1 + g % 12], 'published',
+                        SELECT $1::bigint, $2::bigint + g % 500, t, t, 1, ({bodies})[1 + g % 12],
+                               'published',
                                now() - make_interval(secs => ($4::int - g) * 2)
                         FROM (SELECT g, CASE WHEN g % 4 = 0
                                     THEN $3::bigint + $5::int - 1 - (g % 50)
@@ -361,7 +363,8 @@ class Backchannel(Target):
                                ({bodies})[1 + r.n % 12], 'published', now()
                         FROM (SELECT id, root_id, row_number() OVER (ORDER BY id) AS n
                               FROM comments WHERE session_id = $1 AND depth = 1) r
-                        JOIN generate_series(1, $3::int) g ON r.n = 1 + (g::bigint * 104729) % $4::int""",
+                        JOIN generate_series(1, $3::int) g
+                          ON r.n = 1 + (g::bigint * 104729) % $4::int""",
                     session_id,
                     first_author,
                     second_level,
