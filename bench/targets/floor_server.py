@@ -4,7 +4,8 @@ A bare asyncio server (uvloop when installed, as uvicorn uses it) that speaks ju
 HTTP/1.1 and WebSocket for the generator: the handshake, ``POST .../comments`` (no database, no
 token check, no rules), and for each batch of posts in a loop iteration one pre-built ``events``
 frame written with ``transport.write`` to every connection of the session; a connection whose
-unsent bytes pass ``--limit`` is closed (4008), as Backchannel's are. Events are shaped like
+unsent bytes pass ``--limit`` is closed (4008), as Backchannel's are, and each socket's kernel
+send buffer is bounded as Backchannel bounds it (``--sndbuf``, 64 KiB). Events are shaped like
 Backchannel's ``comment.created`` (same fields, so frames have the same size), numbered by
 ``seq``, kept in memory for ``since`` replays, and followed after a replay by a ``watching``
 message as Backchannel's feed does. Pings go out every ``--ping-interval`` seconds.
@@ -186,6 +187,8 @@ class Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.server.sndbuf:  # as Backchannel bounds its feed sockets (server/transport.py)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.server.sndbuf)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.session is not None and self.websocket:
@@ -339,6 +342,7 @@ class Connection(asyncio.Protocol):
 class Server:
     def __init__(self, args: argparse.Namespace) -> None:
         self.limit = args.limit
+        self.sndbuf = args.sndbuf
         self.name = f"floor-{os.getpid()}"
         self.sessions: dict[str, Session] = {}
         self.sockets: set[Connection] = set()
@@ -427,6 +431,12 @@ def main() -> None:
     parser.add_argument("--redis", default="", help="Redis URL (needed with --workers > 1)")
     parser.add_argument("--limit", type=int, default=262_144, help="unsent bytes before 4008")
     parser.add_argument("--ping-interval", type=float, default=20.0)
+    parser.add_argument(
+        "--sndbuf",
+        type=int,
+        default=65536,
+        help="SO_SNDBUF of each socket (0: the kernel's default)",
+    )
     parser.add_argument("--stats-dir", default="")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
