@@ -24,6 +24,7 @@ from .protocol import ROLES
 from .text import clean_label
 
 ALGORITHM = "HS256"
+MAX_TOKEN_LENGTH = 8192  # characters, as on the feed
 WILDCARD_EVENT = "*"
 REQUIRED_CLAIMS = ("sub", "role", "event", "iss", "aud", "exp")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
@@ -103,6 +104,10 @@ class TokenVerifier:
         """The identity in ``token``, or :class:`Unauthorized` saying what is wrong (logged
         without the token)."""
         try:
+            if len(token) > MAX_TOKEN_LENGTH:
+                raise Unauthorized(
+                    "token_malformed", f"tokens are limited to {MAX_TOKEN_LENGTH} characters"
+                )
             claims = self._decode(token)
             return _identity(claims)
         except Unauthorized as exc:
@@ -152,9 +157,12 @@ class TokenVerifier:
 
 def _identity(claims: dict[str, Any]) -> Identity:
     sub, role, event = claims["sub"], claims["role"], claims["event"]
-    if not isinstance(sub, str) or not 1 <= len(sub) <= 200:
+    if not isinstance(sub, str) or not 1 <= len(sub) <= 200 or not storable(sub):
         raise Unauthorized("token_claims", "the token's 'sub' must be a string of 1-200 characters")
-    if role not in _RANK:
+    exp = claims["exp"]
+    if type(exp) not in (int, float) or not 0 < exp < 2**53:
+        raise Unauthorized("token_claims", "the token's 'exp' must be a number of seconds")
+    if not isinstance(role, str) or role not in _RANK:
         raise Unauthorized(
             "token_role", f"unknown role {role!r}; expected one of {', '.join(ROLES)}"
         )
@@ -172,6 +180,18 @@ def _identity(claims: dict[str, Any]) -> Identity:
         event=event,
         expires_at=float(claims["exp"]),
     )
+
+
+def storable(text: str) -> bool:
+    """Neither NUL nor a lone surrogate, which no database stores (refused, never cleaned: a
+    cleaned ``"a\x00b"`` would become the user ``"ab"``)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def issue_token(

@@ -103,6 +103,8 @@ async def read_json(request: Request, kind: type[T]) -> T:
         raise BadRequest("invalid_field", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise BadRequest("invalid_json", f"the request body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise BadRequest("invalid_json", "the request body is not valid UTF-8") from None
     check_storable(value, "$")
     return value
 

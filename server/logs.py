@@ -54,8 +54,26 @@ class JSONFormatter(logging.Formatter):
         return msgspec.json.encode(line).decode()
 
 
+class NoQueryStrings(logging.Filter):
+    """uvicorn logs each feed's handshake with its URL: a query string may carry what must not
+    be logged (a client that puts its token there), so only the path is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            isinstance(a, str) and a.startswith("/") and "?" in a for a in record.args
+        ):
+            record.args = tuple(
+                a.split("?", 1)[0] if isinstance(a, str) and a.startswith("/") else a
+                for a in record.args
+            )
+        return True
+
+
 def configure(level: str, fmt: str = "text") -> None:
     """Log to stderr at ``level``, unless logging is already set up (tests, embedding apps)."""
+    uvicorn = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, NoQueryStrings) for f in uvicorn.filters):
+        uvicorn.addFilter(NoQueryStrings())
     root = logging.getLogger()
     if root.handlers:
         return

@@ -49,7 +49,8 @@ PROFESSIONS = (
     "Another Field",
 )
 
-SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
+# ``(?![\s\S])`` and not ``$``, which in Python also matches before a final newline.
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}(?![\s\S])"
 Slug = Annotated[str, msgspec.Meta(pattern=SLUG_PATTERN)]
 Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]

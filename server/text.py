@@ -38,5 +38,6 @@ def clean_label(value: object, limit: int = 100) -> str:
     """A display part (name, city, ...): a string, NFC, single-spaced, trimmed, cut to ``limit``."""
     if not isinstance(value, str):
         return ""
+    value = value.encode("utf-8", "ignore").decode("utf-8")  # lone surrogates dropped
     text = " ".join(unicodedata.normalize("NFC", value).translate(_DROPPED_CONTROLS).split())
     return text[:limit]

@@ -696,12 +696,6 @@ async def test_a_nul_in_the_feed_slug_closes_with_4404(board: Board) -> None:
 CLOSE_CODES_SEEN_HERE = {1002, 1003, 1007, 1008, 1009, 4400, 4404}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="docs/protocol.md's close-code table omits 1002 (protocol error), which the WebSocket "
-    "layer sends for unmasked frames, reserved bits or opcodes, oversized or fragmented control "
-    "frames and compressed frames (see test_protocol_violations_close_with_1002)",
-)
 def test_every_close_code_seen_here_is_documented() -> None:
     doc = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
     documented = {int(code) for code in re.findall(r"^\| `(\d{4})` \|", doc, re.MULTILINE)}
@@ -713,31 +707,11 @@ def test_every_close_code_seen_here_is_documented() -> None:
 
 Forger = Callable[[Board], str]
 
-ROLE_TYPE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="server/auth.py _identity: `role not in _RANK` raises TypeError (unhashable) for a "
-    "list or object role, which escapes as 500 internal over HTTP and drops the feed without a "
-    "close frame; it must be 401 token_role",
-)
-EXP_TYPE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="server/auth.py: PyJWT only checks int(exp), so exp as a numeric string is accepted "
-    "(RFC 7519: a NumericDate is a JSON number) and the token is honoured; _identity must refuse "
-    "an exp that is not an int or float with 401 token_claims",
-)
-EXP_RANGE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="server/auth.py _identity: float(claims['exp']) raises OverflowError for an exp of "
-    "10**400 (PyJWT accepted it as an int), which is 500 internal over HTTP and a dropped feed; "
-    "it must be 401 token_claims",
-)
-SUB_TEXT_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="server/auth.py _identity accepts a sub holding NUL or a lone surrogate; PostgreSQL "
-    "then refuses it (asyncpg CharacterNotInRepertoireError / UnicodeEncodeError), a 500 over "
-    "HTTP and a dropped feed; such a sub must be 401 token_claims (and must not be cleaned into "
-    "another user's sub)",
-)
+FIXED: tuple[()] = ()  # no mark: the bug is fixed
+ROLE_TYPE_BUG = FIXED  # a bug found here, fixed since: a regression test now
+EXP_TYPE_BUG = FIXED  # a bug found here, fixed since: a regression test now
+EXP_RANGE_BUG = FIXED  # a bug found here, fixed since: a regression test now
+SUB_TEXT_BUG = FIXED  # a bug found here, fixed since: a regression test now
 
 
 def forged(build: Forger, *codes: str, id: str, marks: Any = ()) -> Any:
@@ -994,13 +968,6 @@ async def test_a_token_of_8193_characters_closes_the_feed_with_4400(board: Board
     assert closed.code == 4400, closed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no size limit on tokens over HTTP: server/endpoints.py caller() verifies (base64, "
-    "HMAC, JSON) a correctly signed 1 MB token and honours it, while the feed refuses over 8192 "
-    "characters; TokenVerifier.verify should refuse tokens over 8192 characters (401 "
-    "token_malformed) before decoding",
-)
 async def test_a_huge_token_over_http_is_refused(board: Board, http: httpx.AsyncClient) -> None:
     huge = token_for(board, pad="p" * 1_000_000)
     response = await http.post(
@@ -1153,14 +1120,6 @@ def log_lines(server: ServerProcess) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.startswith("{") and line.endswith("}")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="uvicorn logs each feed handshake at info with its query string ('\"WebSocket "
-    "/v1/sessions/.../live?token=eyJ...\" [accepted]', uvicorn.error), so a token a client put "
-    "in the feed URL lands in the server's log (access_log=False covers HTTP only); "
-    "server/logs.py should redact query strings from those records (a logging.Filter on "
-    "uvicorn.error rewriting the path argument), or log the handshake itself without them",
-)
 async def test_a_token_put_in_a_url_never_reaches_the_log(production: ServerProcess) -> None:
     board = await new_board(production.url)
     token = make_token("attendee", board.event)
@@ -1300,12 +1259,7 @@ async def test_every_route_with_a_body_refuses_more_than_64k(
     assert await stored(board, db) == before
 
 
-INVALID_UTF8_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="server/endpoints.py read_json: msgspec raises UnicodeDecodeError (not DecodeError) "
-    "for invalid UTF-8 inside a JSON string, which escapes as 500 internal; read_json must also "
-    "catch UnicodeDecodeError and answer 400 invalid_json",
-)
+INVALID_UTF8_BUG = FIXED  # a bug found here, fixed since: a regression test now
 
 
 @pytest.mark.parametrize(
@@ -1360,13 +1314,7 @@ async def test_100000_levels_of_nesting_are_refused_by_size(
     assert_json_error(response, {"request_too_large"})
 
 
-AUTHOR_UPSERT_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="server/storage/comments.py CommentStore.post upserts the author (_author_id) outside "
-    "the transaction that inserts the comment, so a post refused after it (bad_parent, "
-    "session_closed, banned, timed_out, slow_mode, rate_limited...) still creates the author "
-    "row, or overwrites their name and place on every comment they ever posted",
-)
+AUTHOR_UPSERT_BUG = FIXED  # a bug found here, fixed since: a regression test now
 
 
 @pytest.mark.parametrize(
@@ -1410,7 +1358,6 @@ async def test_wrong_types_and_unknown_fields_in_a_post_are_refused(
     assert await stored(board, db) == before
 
 
-@AUTHOR_UPSERT_BUG
 async def test_a_refused_post_does_not_rename_its_author(
     board: Board, http: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
@@ -1637,12 +1584,7 @@ async def test_a_nul_in_a_comment_body_is_dropped_as_documented(
     assert page["threads"][0]["comment"]["body"] == "ab\tc\nd[31me"
 
 
-SURROGATE_LABEL_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="server/text.py clean_label keeps lone surrogates (PyJWT's json.loads accepts "
-    "'\\ud800'), and asyncpg cannot encode them, so posting with such a display claim is a 500; "
-    "clean_label should drop surrogates (e.g. encode('utf-8', 'ignore')) like control characters",
-)
+SURROGATE_LABEL_BUG = FIXED  # a bug found here, fixed since: a regression test now
 
 
 @pytest.mark.parametrize(
@@ -1668,7 +1610,7 @@ async def test_nul_and_surrogates_in_author_claims_are_cleaned_never_a_500(
     shown = response.json()["comment"]["author"][claim]
     assert "\x00" not in shown and not re.search("[\ud800-\udfff]", shown)
     if claim == "country":
-        assert shown == ("US" if bad == "U\x00S" else "")
+        assert shown == "US"  # NUL and lone surrogates are dropped, like other controls
     elif bad == NUL:
         assert shown == "ab"
     page = (await http.get(comments_path(board))).json()
@@ -2059,13 +2001,7 @@ async def test_trace_and_other_methods_echo_nothing(board: Board, http: httpx.As
         assert token not in response.text
 
 
-SLUG_NEWLINE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="server/protocol.py Slug pattern ends in '$', which Python's re (used by msgspec) also "
-    "matches before a final newline, so 'slug\\n' passes validation and PostgreSQL's "
-    "events_slug_check/sessions check then fails: 500 internal instead of 400 invalid_field; end "
-    "the pattern with '(?![\\s\\S])' or check re.fullmatch in code",
-)
+SLUG_NEWLINE_BUG = FIXED  # a bug found here, fixed since: a regression test now
 
 
 @pytest.mark.parametrize(

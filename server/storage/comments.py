@@ -48,6 +48,12 @@ log = logging.getLogger("backchannel.store")
 
 EDIT_WINDOW_SECONDS = 300
 AUTHOR_CACHE_SECONDS = 60.0
+
+
+def author_key(who: Identity) -> tuple[str, ...]:
+    return (who.sub, who.name, who.profession, who.city, who.region, who.country)
+
+
 # Judges an author's standing when they post: may raise (refused) or return a hold.
 Admit = Callable[[Standing], Hold | None]
 
@@ -55,11 +61,14 @@ Admit = Callable[[Standing], Hold | None]
 class CommentStore(StoreBase):
     # --- Comments --------------------------------------------------------------------------------
 
-    async def _author_id(self, conn: asyncpg.Connection, who: Identity) -> int:
-        key = (who.sub, who.name, who.profession, who.city, who.region, who.country)
-        cached = self._authors.get(key)
+    async def _author_id(
+        self, conn: asyncpg.Connection, who: Identity, *, remember: bool = True
+    ) -> int:
+        """The author's id, their details as the token gives them; with ``remember`` False the
+        caller remembers it once its transaction has committed (:meth:`_remember`)."""
+        cached = self._authors.get(author_key(who))
         if cached is not None and cached[1] > time.monotonic():
-            self._authors.move_to_end(key)
+            self._authors.move_to_end(author_key(who))
             return cached[0]
         author_id: int = await conn.fetchval(
             """INSERT INTO authors (external_id, name, profession, city, region, country)
@@ -68,15 +77,20 @@ class CommentStore(StoreBase):
                    profession = EXCLUDED.profession, city = EXCLUDED.city,
                    region = EXCLUDED.region, country = EXCLUDED.country, updated_at = now()
                RETURNING id""",
-            *key,
+            *author_key(who),
         )
+        if remember:
+            self._remember(who, author_id)
+        return author_id
+
+    def _remember(self, who: Identity, author_id: int) -> None:
         # Looked up again after a while: another process (or `backchannel forget`, or
         # retention) may have changed the row since.
+        key = author_key(who)
         self._authors[key] = (author_id, time.monotonic() + AUTHOR_CACHE_SECONDS)
         self._authors.move_to_end(key)
         if len(self._authors) > AUTHOR_CACHE_SIZE:
             self._authors.popitem(last=False)
-        return author_id
 
     async def standing_of(self, session: SessionRecord, who: Identity) -> Standing | None:
         """``who``'s standing in the session's event; None if they never posted."""
@@ -112,20 +126,25 @@ class CommentStore(StoreBase):
         transaction: it may refuse (raise) or hold the post. A retry with a ``client_key``
         already used by this author in this session returns the stored comment and no event."""
         async with self._connection() as conn:
-            author_id = await self._author_id(conn, who)
-            if client_key is not None:
-                existing = await self._by_client_key(conn, session, author_id, client_key)
-                if existing is not None:
-                    return existing, None
+            # The author's details are written with the post, or not at all: a refused post
+            # neither creates its author nor renames them.
             try:
                 async with conn.transaction():
+                    author_id = await self._author_id(conn, who, remember=False)
+                    if client_key is not None:
+                        existing = await self._by_client_key(conn, session, author_id, client_key)
+                        if existing is not None:
+                            return existing, None
                     if admit is not None:
                         hold = admit(await standing(conn, session, author_id, lock=True))
-                    return await self._insert(
+                    result = await self._insert(
                         conn, session, author_id, body, parent_id, client_key, question, hold, at
                     )
+                self._remember(who, author_id)
+                return result
             except asyncpg.UniqueViolationError:
                 # A concurrent retry with the same client key committed first.
+                author_id = await self._author_id(conn, who)
                 existing = await self._by_client_key(conn, session, author_id, client_key or "")
                 if existing is None:
                     raise
