@@ -97,7 +97,14 @@ def render(records: dict[str, dict[str, Any]], charts: Path, docs: Path) -> str:
             + f"{' with fewer than 8 cores' if small and busy else ''}, where the generator, the",
             "> server, PostgreSQL and Redis share the same cores, and from the "
             f"`{'`, `'.join(profiles)}` size{'s' if len(profiles) > 1 else ''}"
-            f"{'' if profiles == ['full'] else ' (not the issue’s full sizes)'}. They show that",
+            + (
+                ""
+                if profiles == ["full"]
+                else " (some at the issue’s full sizes; each section says which)"
+                if "full" in profiles
+                else " (not the issue’s full sizes)"
+            )
+            + ". They show that",
             "> every scenario runs and what it reports (correctness holds: nothing lost or",
             "> doubled); compare targets only within one table, and only as a rough guide.",
             "> The result files named below stay on the machine that made them (only a final",
