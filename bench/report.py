@@ -68,7 +68,15 @@ def num(value: Any, digits: int = 0) -> str:
 
 def render(records: dict[str, dict[str, Any]], charts: Path, docs: Path) -> str:
     charts.mkdir(parents=True, exist_ok=True)
-    machines = {machine_line(r["machine"]) for r in records.values()}
+    bare = sorted(
+        {
+            machine_line({**r["machine"], "load_average": []}).split(", load")[0]
+            for r in records.values()
+        }
+    )
+    loads = sorted(
+        {"/".join(str(x) for x in r["machine"].get("load_average", [])) for r in records.values()}
+    )
     profiles = sorted({r["profile"] for r in records.values()})
     busy = any(
         r["machine"].get("load_average")
@@ -112,7 +120,11 @@ def render(records: dict[str, dict[str, Any]], charts: Path, docs: Path) -> str:
             "",
         ]
     lines += [
-        "Machine" + ("s" if len(machines) > 1 else "") + ": " + "; ".join(sorted(machines)),
+        "Machine"
+        + ("s" if len(bare) > 1 else "")
+        + ": "
+        + "; ".join(bare)
+        + f" (load average at the start of each scenario: {', '.join(loads)})",
         "",
     ]
     backchannel = next(
