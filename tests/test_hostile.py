@@ -1328,8 +1328,11 @@ AUTHOR_UPSERT_BUG = FIXED  # a bug found here, fixed since: a regression test no
         ({"body": "x", "parent_id": 1.0}, {"invalid_field"}),
         ({"body": "x", "parent_id": True}, {"invalid_field"}),
         ({"body": "x", "parent_id": "1 OR 1=1"}, {"invalid_field"}),
-        pytest.param({"body": "x", "parent_id": 0}, {"bad_parent"}, marks=AUTHOR_UPSERT_BUG),
-        pytest.param({"body": "x", "parent_id": -(2**63)}, {"bad_parent"}, marks=AUTHOR_UPSERT_BUG),
+        # Ids are positive 64-bit integers (protocol.Id): refused before any lookup.
+        pytest.param({"body": "x", "parent_id": 0}, {"invalid_field"}, marks=AUTHOR_UPSERT_BUG),
+        pytest.param(
+            {"body": "x", "parent_id": -(2**63)}, {"invalid_field"}, marks=AUTHOR_UPSERT_BUG
+        ),
         ({"body": "x", "client_key": "k" * 101}, {"invalid_field"}),
         ({"body": "x", "client_key": 7}, {"invalid_field"}),
         ({"body": "x", "session": "another-session"}, {"invalid_field"}),
