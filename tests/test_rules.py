@@ -177,6 +177,8 @@ CRISIS = [
     ("I w a n t to die", "en"),
     ("everyone would be better off without me", "en"),
     ("i've been cutting myself again", "en"),
+    ("ive been cutting myself", "en"),  # "i" joined to "'ve": no word "i" in the post
+    ("im suicidal", "en"),
     ("voy a quitarme la vida", "es"),
     ("me quiero morir", "es"),
     ("ya no quiero vivir", "es"),

@@ -19,11 +19,14 @@ def find_crisis(text: Post, languages: Sequence[Language]) -> Hit | None:
     """The first crisis phrase of ``languages`` (in list order) that is neither reported
     speech, a mention, nor overlapped by a ``not_when`` exception."""
     for language in languages:
+        ordered: Sequence[Language] = ()
         for phrase in text.live.get((language.code, "crisis"), ()):
             for match in phrase.finditer(text):
-                if _reported(match.string, match.start(), languages):
+                if not ordered:  # the phrase's own language first: its cues are likelier
+                    ordered = (language, *(other for other in languages if other is not language))
+                if _reported(match.string, match.start(), ordered):
                     continue
-                if _idiom(text, match, languages):
+                if _idiom(text, match, ordered):
                     continue
                 return Hit("crisis", f"{phrase.where}: {phrase.source}", match.group())
     return None

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .folding import fold_rule
 from .lists import Language, alternation, read_integer, read_strings, read_table
+from .phrases import trie
 from .verdict import Hit
 
 if TYPE_CHECKING:
@@ -22,6 +23,16 @@ if TYPE_CHECKING:
 _LABEL: Final = r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?"
 _LABEL_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.")
 _PHONE_RUN: Final = re.compile(r"\d[\d ().\-/]{6,}\d")
+# ... and the same on ASCII text written as digits (d), other characters of a phone number
+# (r) and the rest (x): a run starts with the letter "d", which the regex engine skips to
+_PHONE_SHAPE: Final = bytes.maketrans(
+    bytes(range(256)),
+    bytes(
+        100 if chr(c).isdigit() and c < 128 else 114 if chr(c) in " ().-/" else 120
+        for c in range(256)
+    ),
+)
+_PHONE_SHAPE_RUN: Final = re.compile(rb"d[dr]{6,}d")
 _DIGITS: Final = re.compile(r"\d+")
 
 
@@ -100,6 +111,8 @@ class Links:
         if text.norm != text.low:
             variants.append((text.norm, None))
         for low, cased in variants:
+            if link is not None and contact is not None:
+                break
             dots, ats = self._obfuscation_points(low, text)
             emails = self._emails(low, ats)
             if emails and contact is None:
@@ -226,8 +239,13 @@ class Links:
         return None
 
     def _phone(self, low: str) -> Hit | None:
-        for run in _PHONE_RUN.finditer(low):
-            for match in self.phone.finditer(low, max(0, run.start() - 4), run.end()):
+        if low.isascii():
+            shape = low.encode("ascii").translate(_PHONE_SHAPE)
+            runs = [run.span() for run in _PHONE_SHAPE_RUN.finditer(shape)]
+        else:
+            runs = [run.span() for run in _PHONE_RUN.finditer(low)]
+        for start, end in runs:
+            for match in self.phone.finditer(low, max(0, start - 4), end):
                 if self._is_phone(low, match):
                     return Hit("contact", "contact: phone number", match.group().strip())
         return None
@@ -288,7 +306,8 @@ def load_links(common: Mapping[str, Any], languages: Sequence[Language]) -> Link
             rf"(?<![a-z0-9])www\d?(?:\s?\.|\s*[\[({{]\s*(?:\.|{dots})\s*[\])}}]|\s+(?:{dots}))"
             rf"\s*{label}"
         ),
-        tld=re.compile(rf"\.(?P<tld>{any_tld})(?![\w-])(?P<path>/)?"),
+        # as a trie: at each dot the engine rules out most TLDs at their first letter
+        tld=re.compile(rf"\.(?P<tld>{trie(set(strong + weak))})(?![\w-])(?P<path>/)?"),
         spelled_tail=re.compile(rf"(?:{'|'.join(tails)})(?![\w-])"),
         email_domain=re.compile(rf"(?:{label}\.)+[a-z]{{2,}}(?![\w-])"),
         spaced_email_domain=re.compile(rf"\s?(?:{label}(?:\.|\s\.\s))+(?:{any_tld})(?![\w-])"),

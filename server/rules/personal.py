@@ -30,12 +30,13 @@ def find_personal(text: Post, languages: Sequence[Language], window: int) -> Hit
     if not problems:
         return None
     professional = [p for lang in languages for p in lang.professional]
+    # an ask far from every problem cannot count: only the others are checked for work talk
     asks = [
         (m, p)
         for lang in languages
         for p in text.live.get((lang.code, "ask"), ())
         for m in p.finditer(text)
-        if not _about_work(text, m, professional)
+        if _near(m, problems, window) and not _about_work(text, m, professional)
     ]
     for problem, problem_rule in problems:
         for ask, ask_rule in asks:
@@ -48,6 +49,16 @@ def find_personal(text: Post, languages: Sequence[Language], window: int) -> Hit
                 end = max(problem.end(), ask.end())
                 return Hit("personal", rule, ask.string[start:end])
     return None
+
+
+def _near(
+    ask: re.Match[str], problems: Sequence[tuple[re.Match[str], Phrase]], window: int
+) -> bool:
+    return any(
+        problem.string is ask.string
+        and max(ask.start() - problem.end(), problem.start() - ask.end()) <= window
+        for problem, _ in problems
+    )
 
 
 def _about_work(text: Post, ask: re.Match[str], professional: Sequence[Phrase]) -> bool:

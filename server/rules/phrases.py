@@ -51,6 +51,18 @@ COMMON: Final = {
     }.items()
 }
 _COMMON_ANYWHERE: Final = frozenset().union(*COMMON.values())
+# ... and the most common of them, in nearly every sentence of a post: the worst anchors
+_FREQUENT: Final = frozenset(
+    word
+    for words in (
+        "i me my a to the and of it is in you that this for",  # en
+        "yo mi de la el en y que no se lo",  # es
+        "je j le les et un une il",  # fr
+        "ich mich mir der die das und zu nicht",  # de
+        "eu o e em um nao",  # pt
+    )
+    for word in words.split()
+)
 
 
 @dataclass(slots=True)
@@ -149,13 +161,18 @@ def _word_anchors(word: str) -> frozenset[str] | None:
     ("doisje") or the longest part as a word of its own ("dois")."""
     if word.isalnum():
         return frozenset({word})
-    if word.endswith("*"):
-        stem = word[:-1]
-        return frozenset({word}) if stem.isalnum() and len(stem) >= 3 else None
-    parts = re.split(r"[\W_]+", word)
+    prefix = word.endswith("*")
+    parts = re.split(r"[\W_]+", word[:-1] if prefix else word)
     if not all(parts) or not all(p.isalnum() for p in parts):
         return None
-    return frozenset({"".join(parts), max(parts, key=len)})
+    if not prefix:
+        return frozenset({"".join(parts), max(parts, key=len)})
+    if len(parts) == 1:  # "counsel*"
+        return frozenset({word}) if len(word) > 3 else None
+    # "co-worker*": "coworkers", or "co" and "workers"
+    *whole, last = parts
+    other = f"{last}*" if len(last) >= 3 else max(whole, key=len)
+    return frozenset({"".join(parts) + "*", other})
 
 
 def _anchor_cost(anchors: frozenset[str], common: frozenset[str]) -> float:
@@ -164,7 +181,10 @@ def _anchor_cost(anchors: frozenset[str], common: frozenset[str]) -> float:
     cost = 0.0
     for anchor in anchors:
         word = anchor.rstrip("*")
-        cost += 100 if word in common else 10 if len(word) <= 2 else 1
+        if word in common:
+            cost += 1000 if word in _FREQUENT else 100
+        else:
+            cost += 10 if len(word) <= 2 else 1
         cost += 2 if anchor.endswith("*") else 0
     return cost
 
@@ -190,19 +210,32 @@ def _cheapest(candidates: list[frozenset[str]], common: frozenset[str]) -> froze
     return min(candidates, key=lambda candidate: _anchor_cost(candidate, common))
 
 
-def _requirements(nodes: list[_Node], common: frozenset[str]) -> list[frozenset[str]]:
+def _requirements(
+    nodes: list[_Node], common: frozenset[str], joined_start: bool = False
+) -> list[frozenset[str]]:
     """Sets of words such that every text the phrase matches holds a word of each set
-    (``"pre*"``: a word starting with ``pre``): one set per required word or group."""
+    (``"pre*"``: a word starting with ``pre``): one set per required word or group.
+
+    A part written next to an apostrophe word ("i ('m|am)") may be joined to it in a post
+    ("im", "iam"), so it is not a word of its own there and requires nothing; so is the
+    first part of a sequence that starts so (``joined_start``)."""
     found: list[frozenset[str]] = []
-    for node in nodes:
-        if node.kind == "word":
+    first = next((i for i, node in enumerate(nodes) if node.kind != "space"), -1)
+    for index, node in enumerate(nodes):
+        joined_end = (
+            index + 2 < len(nodes)
+            and nodes[index + 1].kind == "space"
+            and _starts_with_apostrophe(nodes[index + 2])
+        )
+        joined = joined_end or (joined_start and index == first)
+        if node.kind == "word" and not joined:
             anchors = _word_anchors(node.text)
             if anchors:
                 found.append(anchors)
-        elif node.kind == "group" and not node.optional:
+        elif node.kind == "group" and not node.optional and not joined_end:
             union: set[str] = set()
             for alternative in node.alternatives:
-                inner = _requirements(alternative, common)
+                inner = _requirements(alternative, common, joined_start=joined)
                 if not inner:
                     break
                 union.update(_cheapest(inner, common))
@@ -222,6 +255,11 @@ class Phrase:
     # the post must hold a word of each: (whole words, prefixes without their "*")
     requires: tuple[tuple[frozenset[str], frozenset[str]], ...] = ()
     reach: int = 1 << 30  # no match is longer than this
+    # ``anchors`` split: whole words, and prefixes without their "*"
+    anchor_words: frozenset[str] = frozenset()
+    anchor_prefixes: frozenset[str] = frozenset()
+    # of ``requires``, those a sentence is checked for before the regex runs there
+    gates: tuple[tuple[frozenset[str], frozenset[str]], ...] = ()
 
     def possible(self, text: Post) -> bool:
         """Does the post hold a word of each of ``requires``?"""
@@ -232,27 +270,68 @@ class Phrase:
         return True
 
     def finditer(self, text: Post) -> Iterator[re.Match[str]]:
-        """Matches in each of ``text.norms``, near the anchors (a match holds one of them,
-        within ``reach`` characters), inside their sentence."""
+        """Matches in each of ``text.norms``, in the sentences that hold a word of each of
+        ``gates`` (a match never crosses a sentence end): the whole sentence, or, in a long
+        one, windows around the anchors (a match holds one, within ``reach`` characters)."""
         if self.anchors is None:
             for norm in text.norms:
                 yield from self.search(norm, 0, len(norm))
             return
-        present = text.anchors.get(id(self))
-        if not present:
-            return
         reach = self.reach
         for norm in text.norms:
-            windows: list[tuple[int, int]] = []
-            for at in sorted({at for a in present for at in text.positions(norm, a)}):
-                first, last = text.sentence(norm, at)
-                start, end = max(first, at - reach), min(last, at + reach)
-                if windows and start <= windows[-1][1]:
-                    windows[-1] = (windows[-1][0], max(end, windows[-1][1]))
+            sentences = self._sentences(text, norm)
+            ends = text.ends(norm)
+            while sentences:
+                bit = sentences & -sentences
+                sentences ^= bit
+                k = bit.bit_length() - 1
+                first = ends[k - 1] + 1 if k else 0
+                last = ends[k] if k < len(ends) else len(norm)
+                if last - first <= 2 * reach:
+                    yield from self.search(norm, first, last)
                 else:
-                    windows.append((start, end))
-            for start, end in windows:
-                yield from self.search(norm, start, end)
+                    yield from self._windows(text, norm, first, last)
+
+    def _sentences(self, text: Post, norm: str) -> int:
+        """The sentences of ``norm`` that hold a word of each of ``gates`` (the regex checks
+        the rest of ``requires``), as bits: sentence ``k`` is ``1 << k``."""
+        ends = text.ends(norm)
+        if not self.gates:
+            return (1 << (len(ends) + 1)) - 1
+        (exact, starts), *others = self.gates
+        found = text.bits(norm, exact, starts)
+        for exact, starts in others:  # checked sentence by sentence: few are left
+            left = found
+            while left:
+                bit = left & -left
+                left ^= bit
+                k = bit.bit_length() - 1
+                first = ends[k - 1] + 1 if k else 0
+                last = ends[k] if k < len(ends) else len(norm)
+                if not text.holds(norm, exact, starts, first, last):
+                    found ^= bit
+        return found
+
+    def _windows(self, text: Post, norm: str, first: int, last: int) -> Iterator[re.Match[str]]:
+        """Matches in the windows around the anchors inside ``norm[first:last]``, merged
+        where they overlap, in order."""
+        present = [*(self.anchor_words & text.words)]
+        present += [f"{prefix}*" for prefix in self.anchor_prefixes & text.prefixes]
+        positions = sorted(
+            {at for anchor in present for at in text.positions(norm, anchor) if first <= at < last}
+        )
+        reach = self.reach
+        window: tuple[int, int] | None = None
+        for at in positions:
+            start, end = max(first, at - reach), min(last, at + reach)
+            if window is not None and start <= window[1]:
+                window = (window[0], max(end, window[1]))
+                continue
+            if window is not None:
+                yield from self.search(norm, *window)
+            window = (start, end)
+        if window is not None:
+            yield from self.search(norm, *window)
 
     def search(self, string: str, start: int, end: int) -> Iterator[re.Match[str]]:
         # The regex has no leading "(?<!\w)": so it starts with a letter, and Python's regex
@@ -299,7 +378,10 @@ def compile_phrase(
         requires = _requirements(alternatives[0], common)
     else:
         requires = _requirements([_Node("group", alternatives=alternatives)], common)
+    requires.sort(key=lambda required: _anchor_cost(required, common))  # rarest first
     anchors = _cheapest(requires, common) if requires else None
+    # the sets checked sentence by sentence: the rarest, and the next if it is rare too
+    gates = requires[:1] + [r for r in requires[1:2] if _anchor_cost(r, common) < 100]
     split = tuple(
         (
             frozenset(a for a in required if not a.endswith("*")),
@@ -308,7 +390,10 @@ def compile_phrase(
         for required in requires
     )
     reach = max(_length(alternative) for alternative in alternatives) + 16
-    return Phrase(source, where, regex, anchors, split, reach)
+    words = frozenset(a for a in anchors or () if not a.endswith("*"))
+    prefixes = frozenset(a[:-1] for a in anchors or () if a.endswith("*"))
+    gated = tuple(split[requires.index(gate)] for gate in gates)
+    return Phrase(source, where, regex, anchors, split, reach, words, prefixes, gated)
 
 
 def trie(words: Iterable[str]) -> str:

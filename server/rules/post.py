@@ -12,7 +12,7 @@ from .folding import LEET, LEET_L, fold, lower, unleet
 if TYPE_CHECKING:
     from .phrases import Phrase
 
-_SENTENCE_END: Final = re.compile(r"[.!?\n]")
+_SENTENCE_ENDS: Final = ".!?\n"
 # ASCII punctuation to spaces, for the set of words of a post (bytes.translate is fast).
 _PUNCTUATION: Final = bytes.maketrans(
     bytes(c for c in range(128) if not (chr(c).isalnum() or c == ord("_"))),
@@ -34,10 +34,10 @@ class Post:
     """A post, prepared once for every rule."""
 
     __slots__ = (
+        "_bits",
         "_bounds",
         "_positions",
         "_spaced",
-        "anchors",
         "cased",
         "live",
         "low",
@@ -73,22 +73,79 @@ class Post:
         #: the prefixes of the rule lists ("therapist" of "therapist*") that start a word here
         self.prefixes: set[str] = set()
         self._bounds: dict[int, list[int]] = {}
+        self._bits: dict[tuple[int, str] | tuple[int, frozenset[str], frozenset[str]], int] = {}
         self._positions: dict[tuple[int, str], list[int]] = {}
-        #: for each phrase (by ``id``) whose anchors are in the post: those anchors
-        self.anchors: dict[int, list[str]] = {}
         #: by language and list ("en", "crisis"): the phrases that can match, in list order
         self.live: dict[tuple[str, str], list[Phrase]] = {}
 
+    def ends(self, string: str) -> list[int]:
+        """Where the sentences of ``string`` (one of ``norms``) end: sentence ``k`` runs from
+        ``ends[k - 1] + 1`` (0 for the first) to ``ends[k]`` (the length for the last)."""
+        key = id(string)
+        ends = self._bounds.get(key)
+        if ends is None:
+            ends = []
+            for char in _SENTENCE_ENDS:  # str.find is faster than a regex here
+                at = string.find(char)
+                while at >= 0:
+                    ends.append(at)
+                    at = string.find(char, at + 1)
+            ends.sort()
+            self._bounds[key] = ends
+        return ends
+
     def sentence(self, string: str, position: int) -> tuple[int, int]:
         """The sentence of ``string`` (one of ``norms``) around ``position``."""
-        key = id(string)
-        bounds = self._bounds.get(key)
-        if bounds is None:
-            bounds = self._bounds[key] = [m.start() for m in _SENTENCE_END.finditer(string)]
-        index = bisect.bisect_left(bounds, position)
-        start = bounds[index - 1] + 1 if index else 0
-        end = bounds[index] if index < len(bounds) else len(string)
+        ends = self.ends(string)
+        index = bisect.bisect_left(ends, position)
+        start = ends[index - 1] + 1 if index else 0
+        end = ends[index] if index < len(ends) else len(string)
         return start, end
+
+    def bits(self, string: str, words: frozenset[str], prefixes: frozenset[str]) -> int:
+        """The sentences of ``string`` (one of ``norms``) that hold one of ``words`` (whole
+        words) or a word starting with one of ``prefixes``, as bits: sentence ``k`` is
+        ``1 << k``. Phrases share many of these sets ("myself", "life", "i"), so each is
+        worked out once per post."""
+        key = (id(string), words, prefixes)
+        found = self._bits.get(key)
+        if found is None:
+            found = 0
+            for word in words & self.words:
+                found |= self._word_bits(string, word)
+            for prefix in prefixes & self.prefixes:
+                found |= self._word_bits(string, f"{prefix}*")
+            self._bits[key] = found
+        return found
+
+    def _word_bits(self, string: str, anchor: str) -> int:
+        key = (id(string), anchor)
+        found = self._bits.get(key)
+        if found is None:
+            ends, found = self.ends(string), 0
+            for at in self.positions(string, anchor):
+                found |= 1 << bisect.bisect_left(ends, at)
+            self._bits[key] = found
+        return found
+
+    def holds(
+        self, string: str, words: frozenset[str], prefixes: frozenset[str], first: int, last: int
+    ) -> bool:
+        """Does ``string[first:last]`` (a sentence of one of ``norms``) hold one of ``words``
+        or a word starting with one of ``prefixes``?"""
+        spaced = self._spaced[id(string)]
+        if spaced is None:
+            return any(
+                self._word_bits(string, anchor)
+                & (1 << bisect.bisect_left(self.ends(string), first))
+                for anchor in (*(words & self.words), *(f"{p}*" for p in prefixes & self.prefixes))
+            )
+        # " word " at spaced[p] is the word at string[p]; it ends by last if p + len <= last
+        find, end = spaced.find, last + 2
+        for word in words & self.words:
+            if find(f" {word} ", first, end) >= 0:
+                return True
+        return any(find(f" {prefix}", first, end) >= 0 for prefix in prefixes & self.prefixes)
 
     def positions(self, string: str, anchor: str) -> list[int]:
         """Where the word ``anchor`` (``"pre*"``: a word that starts with ``pre``) stands in
@@ -123,6 +180,16 @@ class Post:
         """``norm`` (one of ``norms``) punctuation blanked, between spaces (see _spaced)."""
         spaced = self._spaced[id(norm)]
         return spaced if spaced is not None else " " + _WORD_SPACES.sub(" ", norm) + " "
+
+    def word_line(self) -> str:
+        """The words of the post, each between spaces, where a word starting with ``pre`` is
+        found as ``" pre"``: :meth:`spaced`, or, for a long post, each distinct word once."""
+        if len(self.norm) < 400 and len(self.norms) == 1:  # short: the post itself will do
+            return self.spaced(self.norm)
+        if all(self._spaced[id(norm)] is not None for norm in self.norms):
+            return f" {' '.join(self.words)} "
+        words = {word for norm in self.norms for word in self.spaced(norm).split()}
+        return f" {' '.join(words)} "
 
     def has(self, anchor: str) -> bool:
         """Is the word (``"pre*"``: a word starting with ``pre``) in the post?"""

@@ -3,7 +3,8 @@ phrases can match a post. :meth:`Ruleset.judge` is the entry point.
 
 Speed (docs/moderation.md, "Speed"): Python's regular expressions cost tens of nanoseconds
 per character for a pattern that can start anywhere, so no phrase runs over a whole post:
-each phrase has anchor words and runs only near them, inside their sentence.
+the index keeps the phrases whose anchor word the post holds, and each runs only in the
+sentences that hold its rarest required words (:meth:`Phrase.finditer`).
 """
 
 from __future__ import annotations
@@ -37,24 +38,27 @@ class Ruleset:
         }
         self._all = tuple(self.languages.values())
         self._links = load_links(common, self._all)
-        # anchor word -> the phrases it anchors (by id), for every list of every language
-        self._by_word: dict[str, list[int]] = {}
-        self._by_prefix: dict[str, list[int]] = {}
-        self._where: dict[int, tuple[tuple[str, str], int, Phrase]] = {}
-        self._unanchored: dict[tuple[str, str], list[tuple[int, Phrase]]] = {}
+        # Every phrase of the indexed lists, numbered in the order the lists are applied (by
+        # language, list, then position), and the numbers of those each anchor word (or
+        # prefix) anchors. Sorting the numbers of a post's candidates puts them in that order.
+        self._phrases: list[tuple[tuple[str, str], Phrase]] = []
+        by_word: dict[str, list[int]] = {}
+        by_prefix: dict[str, list[int]] = {}
+        unanchored: list[int] = []
         for language in self._all:
             for kind in _INDEXED:
-                for order, phrase in enumerate(getattr(language, kind)):
-                    key = (language.code, kind)
+                for phrase in getattr(language, kind):
+                    number = len(self._phrases)
+                    self._phrases.append(((language.code, kind), phrase))
                     if phrase.anchors is None:
-                        self._unanchored.setdefault(key, []).append((order, phrase))
-                        continue
-                    self._where[id(phrase)] = (key, order, phrase)
-                    for anchor in phrase.anchors:
-                        if anchor.endswith("*"):
-                            self._by_prefix.setdefault(anchor[:-1], []).append(id(phrase))
-                        else:
-                            self._by_word.setdefault(anchor, []).append(id(phrase))
+                        unanchored.append(number)
+                    for anchor in phrase.anchor_words:
+                        by_word.setdefault(anchor, []).append(number)
+                    for anchor in phrase.anchor_prefixes:
+                        by_prefix.setdefault(anchor, []).append(number)
+        self._by_word = {word: tuple(numbers) for word, numbers in by_word.items()}
+        self._by_prefix = {prefix: tuple(numbers) for prefix, numbers in by_prefix.items()}
+        self._unanchored = tuple(unanchored)
         self._vocabulary = frozenset(self._by_word)
         # every prefix of every requirement; a word found by the trie regex starts with the
         # prefixes listed for it
@@ -116,26 +120,23 @@ class Ruleset:
         return Verdict(action, first.reason, first.rule, first.excerpt, hits)
 
     def _index(self, text: Post) -> None:
-        """Fills ``text.anchors`` and ``text.live`` from the anchor index."""
-        anchors = text.anchors
+        """Fills ``text.prefixes`` and ``text.live`` from the anchor index."""
+        candidates = set(self._unanchored)
+        by_word = self._by_word
         for word in text.words & self._vocabulary:
-            for phrase in self._by_word[word]:
-                anchors.setdefault(phrase, []).append(word)
-        for norm in text.norms:
-            spaced = text.spaced(norm)
-            for found in set(self._prefix_regex.findall(spaced)):
-                text.prefixes.update(self._prefix_of[found])
+            candidates.update(by_word[word])
+        for found in set(self._prefix_regex.findall(text.word_line())):
+            text.prefixes.update(self._prefix_of[found])
+        by_prefix = self._by_prefix
         for prefix in text.prefixes:
-            for phrase_id in self._by_prefix.get(prefix, ()):
-                anchors.setdefault(phrase_id, []).append(prefix + "*")
-        ordered: dict[tuple[str, str], list[tuple[int, Phrase]]] = {}
-        for phrase_id in anchors:
-            key, order, candidate = self._where[phrase_id]
-            if candidate.possible(text):
-                ordered.setdefault(key, []).append((order, candidate))
-        for key, phrases in self._unanchored.items():
-            ordered.setdefault(key, []).extend(phrases)
-        text.live = {
-            key: [phrase for _, phrase in sorted(phrases, key=lambda item: item[0])]
-            for key, phrases in ordered.items()
-        }
+            candidates.update(by_prefix.get(prefix, ()))
+        live: dict[tuple[str, str], list[Phrase]] = {}
+        phrases = self._phrases
+        for number in sorted(candidates):
+            key, phrase = phrases[number]
+            if phrase.possible(text):
+                if key in live:
+                    live[key].append(phrase)
+                else:
+                    live[key] = [phrase]
+        text.live = live
