@@ -252,6 +252,7 @@ CLINICAL = [
     "Quand un patient me dit « je veux mourir », je ne le rassure plus tout de suite.",
     "Je veux mourir de rire avec cet exemple",
     "Wenn Klienten sagen, sie wollen nicht mehr leben, frage ich nach Plänen.",
+    'Ein Patient hat mir gestern Abend gesagt: "Ich will sterben."',  # Perfekt: participle last
     "Como vocês perguntam ao paciente sobre ideação suicida?",
     "Listening from Gombe, Nigeria. My late mother was a nurse.",
     "My husband and I watched together; he is a paramedic.",
@@ -264,6 +265,118 @@ def test_clinical_talk_and_ordinary_comments_pass(text: str) -> None:
     verdict = judge(text)
     assert verdict.action == "publish", verdict
     assert verdict.reason is None and verdict.matched is None and verdict.hits == ()
+
+
+# Intent in ordinary words: no way out, a plan, a burden, goodbye letters, the means, not
+# waking up, nothing to live for (docs/moderation.md, "After blind2"). Made-up
+# sentences, not corpus posts.
+CRISIS_INDIRECT = [
+    ("Honestly I see no other way out.", "en"),
+    ("I've figured out exactly how I'll do it.", "en"),
+    ("I have a plan to end my life.", "en"),
+    ("My kids would honestly be better off without me.", "en"),
+    ("No one would even notice if I disappeared.", "en"),
+    ("I feel like nothing but a burden to my family.", "en"),
+    ("I've written my goodbye letters.", "en"),
+    ("I've been stockpiling my sleeping pills.", "en"),
+    ("I'm going to swallow every pill in the cabinet.", "en"),
+    ("I'm going to jump off the bridge on my way home.", "en"),
+    ("I keep thinking about jumping in front of a train.", "en"),
+    ("I'd rather be dead.", "en"),
+    ("I hope I don't wake up tomorrow.", "en"),
+    ("I don't see the point in living anymore.", "en"),
+    ("I've got nothing left to live for.", "en"),
+    ("I won't be around much longer.", "en"),
+    ("I cut myself again last night.", "en"),
+    ("I'm going to end it for good.", "en"),  # "end it" + for/on/with: not a talk ending
+    ("I'm going to end it with pills on Friday.", "en"),
+    ("Ich sehe keinen anderen Ausweg.", "de"),
+    ("Ich habe schon meinen Abschiedsbrief geschrieben.", "de"),
+    ("Niemand würde mich vermissen.", "de"),
+    ("Ich werde mich vor den Zug werfen.", "de"),
+    ("Ya tengo planeado cómo hacerlo.", "es"),
+    ("Nadie me extrañaría.", "es"),
+    ("Me siento una carga para mi familia.", "es"),
+    ("Quiero dormir para siempre.", "es"),
+    ("J'ai rédigé mes lettres d'adieu.", "fr"),
+    ("Personne ne me regretterait.", "fr"),
+    ("Je vais me jeter du pont.", "fr"),
+    ("Sou um fardo para minha família.", "pt"),
+    ("Ninguém sentiria minha falta.", "pt"),
+    ("Vou me jogar da ponte.", "pt"),
+    ("Já escrevi minhas cartas de despedida.", "pt"),
+    ("Eles estariam melhor sem mim no mundo.", "pt"),
+]
+
+
+@pytest.mark.parametrize(("text", "language"), CRISIS_INDIRECT)
+def test_intent_in_ordinary_words_is_held_and_urgent(text: str, language: str) -> None:
+    for lang in (None, language):
+        verdict = judge(text, language=lang)
+        assert (verdict.action, verdict.reason) == ("hold", "crisis"), verdict
+        assert verdict.matched and verdict.matched.startswith(f"{language}.crisis")
+
+
+# The same words in someone else's mouth, about clients, or in ordinary senses. A first draft
+# of the phrases above held most of these, and the rules before it held four ("cutting myself
+# some slack", "not wake up until Monday", "pas de solution simple", "não vejo saída para").
+NOT_CRISIS_INDIRECT = [
+    "My client said she has no way out.",
+    "My patient keeps saying nobody would miss me.",
+    "He was thinking about jumping off the bridge, he told the crisis line.",
+    "Patients who take every pill as prescribed do better.",
+    "She tried to take the whole bottle before her sister found her.",
+    "Teens google how many pills it takes to die; we need to talk about that.",
+    "She was going to end it that night, and the call saved her.",
+    "I keep thinking about jumping ship to private practice.",
+    "I keep thinking about dying well after the palliative section.",
+    "I don't see the point in carrying on with paper charts.",
+    "I won't be here for long today, I have clinic at 3.",
+    "I cut myself again chopping onions for the potluck.",
+    "I've been cutting myself some slack this term.",
+    "The students are better off without me hovering.",
+    "Nobody will notice if I'm gone for ten minutes, I need coffee.",
+    "I hope I don't wake up with a cold tomorrow.",
+    "I just want to sleep and not wake up until Monday after these night shifts.",
+    "I wrote a goodbye letter to my dad after he died, like the presenter suggested.",
+    "I'm drowning myself in paperwork this week.",
+    "I know exactly how to do it now, thanks to this framework!",
+    "Ich sehe keinen anderen Ausweg, als die Sitzung zu verschieben.",
+    "Er drohte, mich zu erschießen, sagte sie in der Sitzung.",
+    "Ich weiß jetzt, wie ich es mache – danke für die Methode!",
+    "Ich habe mich beim Joggen wieder verletzt.",
+    'Ein Patient sagte: "Ich wäre lieber tot."',
+    "No veo otra salida que derivar al paciente.",
+    "Ya decidí cómo hacerlo con mi grupo de adolescentes.",
+    "Me corté ayer cocinando y escribo con una mano.",
+    "Las clases de este curso me las voy a tomar todas.",
+    'Un paciente me dijo: "soy una carga para mi familia".',
+    "Une patiente a essayé de sauter du toit.",
+    "Je sais déjà comment je vais m'y prendre pour la supervision.",
+    "Je ne vois pas de solution simple pour ce patient.",
+    "Vou tomar todas hoje à noite na festa.",
+    "Já sei como vou fazer a supervisão.",
+    "Não vejo saída para esse caso sem a rede.",
+    "Quero pular do ônibus na próxima parada.",
+    "Sie sieht keinen Grund mehr zu leben, meint ihre Mutter.",
+    "Yo escondí todas las pastillas de casa cuando mi hijo empezó con ideas.",
+    "Ele estaria melhor morto, disse o pai dele.",
+]
+
+
+@pytest.mark.parametrize("text", NOT_CRISIS_INDIRECT)
+def test_the_same_words_about_clients_or_in_ordinary_senses_pass(text: str) -> None:
+    verdict = judge(text)
+    assert verdict.action == "publish", verdict
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="server/rules/crisis.py looks for the opening single quote in the text before "
+    "the phrase only, so it misses a quote right before the phrase's first word",
+)
+def test_a_speaker_cue_before_a_single_quote_cancels_a_phrase_starting_at_the_quote() -> None:
+    assert judge("A teen told me last week, 'I've been cutting myself'.").action == "publish"
 
 
 # --- Event lists ---------------------------------------------------------------------------------
@@ -420,16 +533,29 @@ def test_fresh_set_is_well_formed() -> None:
     assert all(p["split"] == "fresh" and p["reason"] in (None, *REASONS) for p in posts)
 
 
-def score(split: str) -> dict[str, dict[str, list[int]]]:
-    """For each class and language: [right, total]; prints the table and the misses."""
+def test_blind2_set_is_well_formed() -> None:
+    """``blind2.jsonl``: a fourth set, written by someone else and judged once at the rules it
+    found (docs/moderation.md). Clean posts say ``"reason": "clean"`` instead of null."""
+    path = CORPUS.with_name("blind2.jsonl")
+    posts = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert len(posts) == 110
+    assert all(p["split"] == "blind2" and p["reason"] in CLASSES for p in posts)
+
+
+def score(split: str, file: str = "posts.jsonl") -> dict[str, dict[str, list[int]]]:
+    """For each class and language: [right, total]; prints the table and the misses.
+    ``score("fresh", "fresh.jsonl")`` and ``score("blind2", "blind2.jsonl")`` give the tables
+    of docs/moderation.md for the other sets."""
     table: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     misses = []
-    for post in corpus():
+    path = CORPUS.with_name(file)
+    for post in (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()):
         if post["split"] != split:
             continue
         verdict = judge(post["text"])
         cls = post["reason"] or "clean"
-        right = verdict.action == post["expected"] and verdict.reason == post["reason"]
+        expected_reason = None if cls == "clean" else cls
+        right = verdict.action == post["expected"] and verdict.reason == expected_reason
         for language in (post["language"], "all"):
             table[cls][language][0] += right
             table[cls][language][1] += 1
