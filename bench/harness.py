@@ -103,6 +103,7 @@ class Bench:
             "path_live": t.path_live,
             "since_query": t.since_query,
             "ready": t.ready_message,
+            "protocol": getattr(t, "protocol", "websocket"),  # "engineio": Socket.IO's clients
         }
 
     def watcher_processes(self, connections: int) -> int:

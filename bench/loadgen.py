@@ -9,6 +9,10 @@ A watcher checks everything the protocol promises: each post's marker (see ``mar
 recorded once per watcher (a second arrival is a duplicate; a post accepted but never seen is
 lost), and, where the target numbers its events, each frame's first ``seq`` follows the last
 one seen. Latency is measured on arrival, from the marker's send time and scheduled time.
+
+A target whose clients speak Engine.IO (``protocol = "engineio"``: Socket.IO) gets the few
+packets that protocol needs from a client (``WatcherWorker.on_engineio``); everything else is
+the same for every target.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ import random
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -61,6 +64,7 @@ class Watch:
     seq_breaks: int = 0
     last_seq: int | None = None
     server: str | None = None
+    joined: bool = False  # Engine.IO: the namespace's connect acknowledged
     closes: dict[int, int] = field(default_factory=dict)
     connects: int = 0
     catching: bool = False
@@ -77,6 +81,7 @@ class WatcherWorker:
         self.ready = config.get("ready", "").encode()
         self.path_live = config["path_live"]  # "/v1/sessions/{slug}/live"
         self.since_query = config.get("since_query", "?since={since}")
+        self.engineio = config.get("protocol", "websocket") == "engineio"
         self.watches: list[Watch] = []
         self.cache: dict[bytes, Parsed] = {}
         self.hists: dict[str, tuple[Histogram, Histogram]] = {}
@@ -140,6 +145,23 @@ class WatcherWorker:
             by_send.add(now - mark.sent_us)
             by_schedule.add(now - mark.scheduled_us)
 
+    def on_engineio(self, reader: WebSocketReader, payload: bytes, arrival: float) -> None:
+        """Engine.IO 4 over a WebSocket, a client's part of it: answer the open packet (``0{...}``)
+        with the default namespace's connect (``40``), each ping (``2``) with a pong (``3``), and
+        read Socket.IO events (``42[...]``) as any target's text frames. The namespace's connect
+        acknowledged (``40{...}``) means the server has run its connect handler (the watcher is
+        in its room)."""
+        kind = payload[:2]
+        if kind == b"42":
+            self.on_text(reader, payload, arrival)
+        elif kind == b"2":
+            reader.pings += 1
+            reader.send_text(b"3")
+        elif kind[:1] == b"0":
+            reader.send_text(b"40")
+        elif kind == b"40":
+            reader.state.joined = True
+
     def on_close(self, reader: WebSocketReader, code: int) -> None:
         watch: Watch = reader.state
         if watch.reader is not reader:
@@ -171,12 +193,13 @@ class WatcherWorker:
     async def _open(self, watch: Watch, since: int | None, attempts: int = 5) -> bool:
         delay = 0.1
         for attempt in range(attempts):
+            watch.joined = False
             try:
                 reader = await open_websocket(
                     watch.host,
                     watch.port,
                     self.path(watch, since),
-                    self.on_text,
+                    self.on_engineio if self.engineio else self.on_text,
                     self.on_close,
                     read_rate=watch.read_rate,
                     receive_buffer=watch.receive_buffer,
@@ -243,11 +266,14 @@ class WatcherWorker:
         )
         self.watches.extend(new)
         servers: dict[str, int] = {}
-        # The hello (naming the server process) comes right after the handshake.
+
+        # The hello (naming the server process) comes right after the handshake; over Engine.IO,
+        # the namespace's connect acknowledged.
+        def waiting(w: Watch) -> bool:
+            return w.reader is not None and (not w.joined if self.engineio else w.server is None)
+
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(
-            w.server is None and w.reader is not None for w in new
-        ):
+        while time.monotonic() < deadline and any(map(waiting, new)):  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         for watch in new:
             servers[str(watch.server)] = servers.get(str(watch.server), 0) + 1
@@ -376,7 +402,7 @@ class WatcherWorker:
         tasks = [asyncio.create_task(back(w)) for w in chosen]
         await asyncio.gather(*tasks)
         deadline = dropped_at + window + timeout
-        while time.monotonic() < deadline and any(w.catching for w in chosen):
+        while time.monotonic() < deadline and any(w.catching for w in chosen):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         return {
             "dropped": len(chosen),

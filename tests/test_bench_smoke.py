@@ -81,3 +81,21 @@ def test_the_floor_runs_too(tmp_path: Path, scenario: str) -> None:
     entry = json.loads(path.read_text())["targets"]["floor"]
     for m in entry["measurements"]:
         assert m["lost"] == 0 and m["duplicated"] == 0 and m["complete"]
+
+
+def test_the_library_peers_run_too(tmp_path: Path) -> None:
+    """The peers built on libraries lose and double nothing either: broadcaster (with its
+    workaround for broadcaster 0.3.1's races when watchers join at once) and socketio (the
+    generator speaking Engine.IO). Only ``broadcast``: the whole suite's smoke stays short."""
+    peers = ("broadcaster", "socketio")
+    done = run_bench(tmp_path, "broadcast", "--targets", ",".join(peers))
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    (path,) = tmp_path.glob("*.json")
+    targets = json.loads(path.read_text())["targets"]
+    for name in peers:
+        entry = targets[name]
+        assert "error" not in entry, (name, entry.get("traceback"))
+        assert entry["measurements"], name
+        for m in entry["measurements"]:
+            assert m["lost"] == 0 and m["duplicated"] == 0 and m["complete"], (name, m["label"])
+            assert m["deliveries"] > 0 and not (m.get("connected") or {}).get("failed"), name

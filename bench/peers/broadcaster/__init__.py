@@ -1,0 +1,1 @@
+"""encode's ``broadcaster`` over Redis with Starlette, as a peer (see app.py)."""

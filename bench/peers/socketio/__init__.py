@@ -1,0 +1,1 @@
+"""python-socketio's AsyncServer with AsyncRedisManager, as a peer (see app.py)."""
