@@ -7,10 +7,14 @@ them in ``seq`` order, drops duplicates, and fills gaps from PostgreSQL (waiting
 since publications of different processes may arrive out of order). Every watcher therefore
 sees each event once, in order.
 
-Events delivered in the same loop iteration are batched into one frame, built once and written
-as the same bytes to every watcher's transport. A watcher whose unsent bytes pass its bound is
-cut off with close code 4008 (``too_slow``) and reconnects with ``since``: the hub never queues
-without bound, and a slow client never slows the others.
+Events are coalesced into frames: a channel writes at most one frame per ``FLUSH_TICK`` (an event
+after a quiet spell goes out at once; under load, the events due within a tick share a frame),
+built once and written as the same bytes to every watcher's transport. A large audience is
+written in slices of ``FANOUT_SLICE`` watchers with the event loop free in between, so requests
+and database replies are not held up by a fan-out; while one is under way, new events wait for
+the next frame, which therefore grows with the audience instead of the backlog. A watcher whose
+unsent bytes pass its bound is cut off with close code 4008 (``too_slow``) and reconnects with
+``since``: the hub never queues without bound, and a slow client never slows the others.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -47,6 +51,8 @@ MAX_FRAME = 256 * 1024  # bytes of events per frame (clients accept 1 MiB messag
 FANOUT_SAMPLES = 10_000  # fan-out timings kept between two reads by the metrics task
 LINGER = 10.0  # seconds a channel with no watchers stays subscribed, its ring warm
 POLL_EVERY = 1.0  # seconds between database polls while the bus is down
+FLUSH_TICK = 0.02  # seconds between two frames of a channel, at the least
+FANOUT_SLICE = 256  # watchers written to before the event loop runs other work
 
 
 class Sink(Protocol):
@@ -117,15 +123,19 @@ class SessionChannel:
         self.ready = asyncio.Event()
         self.ring = Ring(hub.ring_size)
         self._pending: dict[int, tuple[EventHead, bytes]] = {}
-        self._batch: list[bytes] = []
+        self._batch: list[tuple[int, bytes]] = []  # (seq, event) delivered, not yet in a frame
         self._batch_since = 0.0
-        self._flush_scheduled = False
+        self.sent = -1  # the newest seq handed to the fan-out; watchers join after it
+        self._ahead: dict[Watcher, int] = {}  # joined with a since beyond ``sent``: that since
+        self._flush_handle: asyncio.Handle | None = None
+        self._fanning_out = False
+        self._last_flush = 0.0
         self._gap_timer: asyncio.TimerHandle | None = None
         self._filling: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         await self.hub.bus.subscribe(self.topic)
-        self.head = await self.hub.store.head(self.session.id)
+        self.head = self.sent = await self.hub.store.head(self.session.id)
         self.ready.set()
         self._drain_pending()
 
@@ -159,24 +169,75 @@ class SessionChannel:
         if comment_id is not None and head.kind != "comment.created":
             self.ring.refresh(comment_id, comment_of(payload))
         self.ring.append(head.seq, comment_id, payload)
-        self._batch.append(payload)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+        self._batch.append((head.seq, payload))
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is not None or self._fanning_out:
+            return  # a frame is due already, or one is being written (the next follows it)
+        loop = asyncio.get_running_loop()
+        wait = self._last_flush + FLUSH_TICK - loop.time()
+        if wait > 0:
+            self._flush_handle = loop.call_later(wait, self.flush)
+        else:
+            self._flush_handle = loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        """Write the events delivered since the last flush, as one frame, to every watcher."""
-        self._flush_scheduled = False
-        if not self._batch:
+        """Write the events delivered since the last frame to every watcher, in slices."""
+        self._flush_handle = None
+        if not self._batch or self._fanning_out:
             return
+        loop = asyncio.get_running_loop()
+        self._last_flush = loop.time()
         batch, self._batch = self._batch, []
+        self.sent = batch[-1][0]
+        watchers = list(self.watchers)
+        if self._ahead:
+            watchers = [w for w in watchers if w not in self._ahead]
+            self._send_ahead(batch)
+        frame = self._frame([event for _, event in batch])
+        self.hub.stats.deliveries += len(batch) * len(watchers)
+        self._fanning_out = True
+        self._fan_out(frame, watchers, 0)
+
+    def _fan_out(self, frame: bytes, watchers: list[Watcher], start: int) -> None:
+        end = start + FANOUT_SLICE
+        # Those that left while earlier slices were written are not written to.
+        part = (
+            watchers[start:end]
+            if start == 0
+            else [w for w in watchers[start:end] if w in self.watchers]
+        )
+        self.hub.write_all(part, frame)
+        if end < len(watchers):
+            asyncio.get_running_loop().call_soon(self._fan_out, frame, watchers, end)
+            return
+        self._fanning_out = False
         stats = self.hub.stats
-        stats.deliveries += len(batch) * len(self.watchers)
-        for run in chunk_events(batch, MAX_FRAME):
-            frame = text_frame(events_message(self.session.slug, run))
-            self.hub.write_all(self.watchers, frame)
-        if self.watchers and len(stats.fanout_seconds) < FANOUT_SAMPLES:
+        if watchers and len(stats.fanout_seconds) < FANOUT_SAMPLES:
             stats.fanout_seconds.append(time.perf_counter() - self._batch_since)
+        if self._batch:
+            self._schedule_flush()
+
+    def _send_ahead(self, batch: list[tuple[int, bytes]]) -> None:
+        """Watchers that joined with a ``since`` inside this batch get only what follows it."""
+        ahead, self._ahead = self._ahead, {}
+        for watcher, since in ahead.items():
+            events = [event for seq, event in batch if seq > since]
+            if watcher in self.watchers and events and not watcher.send(self._frame(events)):
+                self.hub.shed(watcher)
+
+    def _frame(self, events: list[bytes]) -> bytes:
+        """One or more frames (each under ``MAX_FRAME``), as one run of bytes."""
+        runs = chunk_events(events, MAX_FRAME)
+        return b"".join(text_frame(events_message(self.session.slug, run)) for run in runs)
+
+    def attach(self, watcher: Watcher, since: int | None) -> None:
+        """Let ``watcher`` receive the frames after the ones it has: it has every event up to
+        ``since`` (None: live only, it takes what comes)."""
+        self.watchers.add(watcher)
+        if since is not None and since > self.sent:
+            self._ahead[watcher] = since
 
     def fill(self, upto: int | None = None) -> None:
         """Read from PostgreSQL what the bus did not bring (up to the oldest pending event, or
@@ -222,31 +283,31 @@ class SessionChannel:
                     "since_ahead", f"since={since} is ahead of the log (head {self.head})"
                 )
         while True:
-            self.flush()  # whatever is batched is in the ring: send it once, from the ring
-            if since == self.head or self.ring.covers(since + 1):
-                if not self._send(watcher, self.ring.after(since)):
+            # Up to ``sent`` from here; what is newer comes with the next frame.
+            if since >= self.sent or self.ring.covers(since + 1):
+                if not self._send(watcher, self.ring.after(since, upto=self.sent)):
                     return False
-                self.watchers.add(watcher)
+                self.attach(watcher, since)
                 return True
             self.hub.stats.catch_up_reads += 1
-            upto = min(self.head, since + CATCH_UP_BATCH)
+            upto = min(self.sent, since + CATCH_UP_BATCH)
             events = await self.hub.store.read_events(self.session, since, upto)
             if not self._send(watcher, events):
                 return False
             since = upto
 
     def _send(self, watcher: Watcher, events: list[bytes]) -> bool:
-        for run in chunk_events(events, MAX_FRAME):
-            if not watcher.send(text_frame(events_message(self.session.slug, run))):
-                self.hub.shed(watcher)
-                return False
+        if events and not watcher.send(self._frame(events)):
+            self.hub.shed(watcher)
+            return False
         return True
 
     def remove(self, watcher: Watcher) -> None:
         self.watchers.discard(watcher)
+        self._ahead.pop(watcher, None)
 
     def close(self) -> None:
-        for handle in (self._gap_timer, self._filling):
+        for handle in (self._gap_timer, self._filling, self._flush_handle):
             if handle is not None:
                 handle.cancel()
 
@@ -301,8 +362,7 @@ class Hub:
         channel.joining += 1
         try:
             if since is None:
-                channel.flush()
-                channel.watchers.add(watcher)
+                channel.attach(watcher, None)
             else:
                 await channel.catch_up(watcher, since)
         finally:
@@ -412,7 +472,7 @@ class Hub:
 
     # --- Events out ------------------------------------------------------------------------------
 
-    def write_all(self, watchers: set[Watcher], frame: bytes) -> None:
+    def write_all(self, watchers: Collection[Watcher], frame: bytes) -> None:
         """Write one pre-built frame to each watcher; shed those past their bound."""
         slow: list[Watcher] = []
         for watcher in watchers:

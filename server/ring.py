@@ -21,8 +21,10 @@ class Ring:
         """Whether every event from ``seq`` to the newest is here."""
         return bool(self._events) and self._events[0][0] <= seq
 
-    def after(self, seq: int) -> list[bytes]:
-        return [payload for s, _, payload in self._events if s > seq]
+    def after(self, seq: int, upto: int | None = None) -> list[bytes]:
+        """The events after ``seq`` (up to ``upto``, if given), oldest first."""
+        last = upto if upto is not None else float("inf")
+        return [payload for s, _, payload in self._events if seq < s <= last]
 
     def refresh(self, comment_id: int, current: bytes) -> None:
         """Make earlier events of a comment show its current state (redacted once removed)."""

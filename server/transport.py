@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -81,7 +82,7 @@ class RawSink:
         # socket cleanly, cancelling this timer): closing now, with the client's unread frames
         # in our receive buffer, would make the kernel send a reset, which can overtake the close
         # frame. A client that never answers is cut off after the grace.
-        p.close_timer = p.loop.call_later(self.grace, p.transport.abort)
+        p.close_timer = p.loop.call_later(self.grace, reset, p.transport)
 
 
 class BackchannelWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -97,7 +98,7 @@ class BackchannelWebSocketProtocol(WebSocketsSansIOProtocol):
         if already:
             return
         self.queue.put_nowait({"type": "websocket.disconnect", "code": 1011})
-        self.loop.call_later(self.shed_grace, self.transport.abort)
+        self.loop.call_later(self.shed_grace, reset, self.transport)
 
     def shutdown(self) -> None:
         """The server is draining (SIGTERM): close with 1012 and say how to come back, after
@@ -127,6 +128,17 @@ class BackchannelWebSocketProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None:
             scope["extensions"][SINK_EXTENSION] = RawSink(self)
+
+
+def reset(transport: asyncio.BaseTransport) -> None:
+    """Drop a connection whose peer does not read: with ``SO_LINGER`` 0 the kernel answers
+    with a reset and frees the unsent bytes at once (after a plain abort it would go on trying
+    to deliver them at the reader's pace), and the client learns that it must reconnect."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()  # type: ignore[attr-defined]
 
 
 def sink_of(scope: MutableMapping[str, Any]) -> RawSink | None:

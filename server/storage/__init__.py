@@ -7,6 +7,9 @@ increase by exactly 1, commit order equals seq order, and because every writer l
 first, writers of one session cannot deadlock. A change that turns out to be a no-op (a retried
 post, removing what is already removed) rolls back, seq included.
 
+Posts are the exception to one change per transaction: a session's posts that arrive together
+are written in one transaction, each with its own seq and event (``posting.py``).
+
 Methods return the change's event already encoded (``bytes``) for the hub to publish.
 """
 

@@ -7,7 +7,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
@@ -172,6 +172,13 @@ def comment_view(
     )
 
 
+def own_view(row: asyncpg.Record, session: SessionRecord) -> CommentView:
+    """A comment as its own author sees it: held ones too ("awaiting review"), and rejected
+    ones with the reason; never one a moderator removed."""
+    own = ("published", "held", "rejected")
+    return comment_view(row, session.slug, redact=row["status"] not in own)
+
+
 def sql(query: str) -> str:
     return query.replace("$PUBLIC", "$1::text[]")
 
@@ -334,55 +341,45 @@ class Standing:
     first_in_minute: datetime | None = None
     """The oldest of their posts in this session in the last minute."""
 
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> Standing:
+        """From a row with the columns of :data:`STANDING` (and perhaps others)."""
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
 
 # Sanctions in force for author $2 in event $3.
 SANCTIONS_IN_FORCE = """sanctions x WHERE x.event_id = $3 AND x.author_id = $2
     AND x.lifted_at IS NULL AND (x.until IS NULL OR x.until > now())"""
 
+# Author $2's standing in session s of event $3, and whether the session takes posts now.
+STANDING = f"""{ACCEPTING} AS accepting, now() AS now,
+    (SELECT max(created_at) FROM comments c
+     WHERE c.session_id = s.id AND c.author_id = $2) AS last_post_at,
+    (SELECT count(*) FROM comments c WHERE c.session_id = s.id
+       AND c.author_id = $2 AND c.created_at > now() - interval '1 minute') AS posts_last_minute,
+    (SELECT min(created_at) FROM comments c WHERE c.session_id = s.id
+       AND c.author_id = $2 AND c.created_at > now() - interval '1 minute') AS first_in_minute,
+    (SELECT coalesce(bool_or(kind = 'ban'), false) FROM {SANCTIONS_IN_FORCE}) AS banned,
+    (SELECT coalesce(bool_or(kind = 'timeout'), false) FROM {SANCTIONS_IN_FORCE}) AS timed_out,
+    (SELECT CASE WHEN bool_or(until IS NULL) THEN NULL ELSE max(until) END
+     FROM {SANCTIONS_IN_FORCE} AND kind = 'timeout') AS timed_out_until,
+    (SELECT coalesce(bool_or(kind = 'flag'), false) FROM {SANCTIONS_IN_FORCE}) AS flagged"""
+
 
 async def standing(
-    conn: asyncpg.Connection,
-    session: SessionRecord,
-    author_id: int,
-    *,
-    lock: bool = False,
-    require_open: bool = True,
+    conn: asyncpg.Connection, session: SessionRecord, author_id: int, *, require_open: bool = True
 ) -> Standing:
-    """The author's standing; :class:`Conflict` unless the session takes posts now. With
-    ``lock``, the session's row stays locked until commit, so that one author's concurrent
-    posts are judged one after the other (slow mode cannot be raced)."""
-    if lock:
-        # A statement of its own: the one below must take its snapshot after the lock is held,
-        # to see a post that committed while this one waited.
-        await conn.execute("SELECT 1 FROM sessions WHERE id = $1 FOR NO KEY UPDATE", session.id)
+    """The author's standing; :class:`Conflict` unless the session takes posts now (or with
+    ``require_open`` False). Posts judge it under the session's lock (``posting``)."""
     row = await conn.fetchrow(
-        f"""SELECT {ACCEPTING} AS accepting, now() AS now,
-                (SELECT max(created_at) FROM comments c
-                 WHERE c.session_id = s.id AND c.author_id = $2) AS last_post_at,
-                (SELECT count(*) FROM comments c WHERE c.session_id = s.id
-                   AND c.author_id = $2 AND c.created_at > now() - interval '1 minute')
-                    AS posts_last_minute,
-                (SELECT min(created_at) FROM comments c WHERE c.session_id = s.id
-                   AND c.author_id = $2 AND c.created_at > now() - interval '1 minute')
-                    AS first_in_minute,
-                (SELECT coalesce(bool_or(kind = 'ban'), false) FROM {SANCTIONS_IN_FORCE})
-                    AS banned,
-                (SELECT coalesce(bool_or(kind = 'timeout'), false) FROM {SANCTIONS_IN_FORCE})
-                    AS timed_out,
-                (SELECT CASE WHEN bool_or(until IS NULL) THEN NULL ELSE max(until) END
-                 FROM {SANCTIONS_IN_FORCE} AND kind = 'timeout') AS timed_out_until,
-                (SELECT coalesce(bool_or(kind = 'flag'), false) FROM {SANCTIONS_IN_FORCE})
-                    AS flagged
-            FROM sessions s WHERE s.id = $1""",
+        f"SELECT {STANDING} FROM sessions s WHERE s.id = $1",
         session.id,
         author_id,
         session.event_id,
     )
     if row is None or (require_open and not row["accepting"]):
         raise Conflict("session_closed", f"comments are closed for session {session.slug!r}")
-    fields = dict(row)
-    del fields["accepting"]
-    return Standing(**fields)
+    return Standing.of(row)
 
 
 async def audit(

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from ..auth import Identity
-from ..errors import BadRequest, Conflict, Forbidden, NotFound
+from ..errors import BackchannelError, Conflict, Forbidden, NotFound
 from ..protocol import (
     PUBLIC_STATES,
     CommentView,
@@ -25,7 +25,6 @@ from ..protocol import (
 from .base import (
     AUTHOR_CACHE_SIZE,
     COMMENT,
-    COMMENT_FROM,
     REAPPEARING,
     SESSION,
     SESSION_FROM,
@@ -40,9 +39,11 @@ from .base import (
     helpful_counts,
     hidden_ancestors,
     next_seq,
+    own_view,
     reply_counts,
     standing,
 )
+from .posting import Admit, Post, PostQueue, Written, write_post
 
 log = logging.getLogger("backchannel.store")
 
@@ -54,22 +55,28 @@ def author_key(who: Identity) -> tuple[str, ...]:
     return (who.sub, who.name, who.profession, who.city, who.region, who.country)
 
 
-# Judges an author's standing when they post: may raise (refused) or return a hold.
-Admit = Callable[[Standing], Hold | None]
-
-
 class CommentStore(StoreBase):
-    # --- Comments --------------------------------------------------------------------------------
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__(pool)
+        self._posts = PostQueue(self)
 
-    async def _author_id(
-        self, conn: asyncpg.Connection, who: Identity, *, remember: bool = True
-    ) -> int:
-        """The author's id, their details as the token gives them; with ``remember`` False the
-        caller remembers it once its transaction has committed (:meth:`_remember`)."""
+    async def close(self) -> None:
+        await self._posts.close()
+        await super().close()
+
+    # --- Authors ---------------------------------------------------------------------------------
+
+    def known_author(self, who: Identity) -> int | None:
+        """The author's id if this process wrote these very details of theirs lately."""
         cached = self._authors.get(author_key(who))
-        if cached is not None and cached[1] > time.monotonic():
-            self._authors.move_to_end(author_key(who))
-            return cached[0]
+        if cached is None or cached[1] <= time.monotonic():
+            return None
+        self._authors.move_to_end(author_key(who))
+        return cached[0]
+
+    async def write_author(self, conn: asyncpg.Connection, who: Identity) -> int:
+        """The author's id, their details written as the token gives them (remembered by the
+        caller once its transaction has committed: :meth:`_remember`)."""
         author_id: int = await conn.fetchval(
             """INSERT INTO authors (external_id, name, profession, city, region, country)
                VALUES ($1, $2, $3, $4, $5, $6)
@@ -79,8 +86,6 @@ class CommentStore(StoreBase):
                RETURNING id""",
             *author_key(who),
         )
-        if remember:
-            self._remember(who, author_id)
         return author_id
 
     def _remember(self, who: Identity, author_id: int) -> None:
@@ -107,6 +112,8 @@ class CommentStore(StoreBase):
             )
             return found
 
+    # --- Comments --------------------------------------------------------------------------------
+
     async def post(
         self,
         session: SessionRecord,
@@ -119,113 +126,40 @@ class CommentStore(StoreBase):
         hold: Hold | None = None,
         at: datetime | None = None,
         admit: Admit | None = None,
-    ) -> tuple[PostResult, bytes | None]:
+    ) -> Written:
         """Store a comment (``at``: its time, when importing) and log its event; or, with
         ``hold``, store it held for review, seen by no one but its author and the moderators
-        (no event). ``admit`` judges the author's standing (sanctions, slow mode) inside the
-        transaction: it may refuse (raise) or hold the post. A retry with a ``client_key``
-        already used by this author in this session returns the stored comment and no event."""
-        async with self._connection() as conn:
-            # The author's details are written with the post, or not at all: a refused post
-            # neither creates its author nor renames them.
-            try:
-                async with conn.transaction():
-                    author_id = await self._author_id(conn, who, remember=False)
-                    if client_key is not None:
-                        existing = await self._by_client_key(conn, session, author_id, client_key)
-                        if existing is not None:
-                            return existing, None
-                    if admit is not None:
-                        hold = admit(await standing(conn, session, author_id, lock=True))
-                    result = await self._insert(
-                        conn, session, author_id, body, parent_id, client_key, question, hold, at
-                    )
-                self._remember(who, author_id)
-                return result
-            except asyncpg.UniqueViolationError:
-                # A concurrent retry with the same client key committed first.
-                author_id = await self._author_id(conn, who)
-                existing = await self._by_client_key(conn, session, author_id, client_key or "")
-                if existing is None:
-                    raise
-                return existing, None
+        (no event). ``admit`` judges the author's standing (sanctions, slow mode) under the
+        session's lock: it may refuse (raise) or hold the post. A retry with a ``client_key``
+        already used by this author in this session returns the stored comment and no event.
+        Written with the session's other waiting posts (:mod:`.posting`); a refused post writes
+        nothing, its author's details included."""
+        post = Post(session, who, body, parent_id, client_key, question, hold, at, admit)
+        return await self._posts.submit(post)
 
-    async def _by_client_key(
-        self, conn: asyncpg.Connection, session: SessionRecord, author_id: int, key: str
-    ) -> PostResult | None:
-        row = await conn.fetchrow(
-            f"""SELECT {COMMENT} FROM {COMMENT_FROM}
-                WHERE c.session_id = $1 AND c.author_id = $2 AND c.client_key = $3""",
-            session.id,
-            author_id,
-            key,
-        )
-        if row is None:
-            return None
+    async def write_posts(self, batch: list[Post]) -> list[Written | BackchannelError]:
+        """Write a batch of one session's posts in one transaction under its lock (see
+        :class:`PostQueue`); each outcome is the post's result or why it was refused."""
+        written = []
+        async with self._connection() as conn, conn.transaction():
+            # Its own statement: the posts' statements take their snapshots after it, and
+            # see what committed while this one waited.
+            await conn.execute(
+                "SELECT 1 FROM sessions WHERE id = $1 FOR NO KEY UPDATE", batch[0].session.id
+            )
+            for post in batch:
+                written.append(await write_post(self, conn, post))
+        for post, (_, author_id) in zip(batch, written, strict=True):
+            if author_id is not None:
+                self._remember(post.who, author_id)
+        return [outcome for outcome, _ in written]
+
+    async def by_client_key(
+        self, conn: asyncpg.Connection, session: SessionRecord, comment_id: int
+    ) -> PostResult:
+        """A retried post's stored comment, as its author sees it."""
+        row = await self._comment(conn, comment_id)
         return PostResult(comment=own_view(row, session), seq=None, created=False)
-
-    async def _insert(
-        self,
-        conn: asyncpg.Connection,
-        session: SessionRecord,
-        author_id: int,
-        body: str,
-        parent_id: int | None,
-        client_key: str | None,
-        question: bool,
-        hold: Hold | None,
-        at: datetime | None,
-    ) -> tuple[PostResult, bytes | None]:
-        seq = await next_seq(conn, session, accepting=True) if hold is None else None
-        if hold is not None:
-            await standing(conn, session, author_id)  # Conflict unless it takes posts
-        root_id, depth = None, 0
-        if parent_id is not None:
-            root_id, depth = await self._parent(conn, session, parent_id)
-        row = await conn.fetchrow(
-            f"""WITH c AS (
-                    INSERT INTO comments (session_id, author_id, parent_id, root_id, depth, body,
-                                          status, client_key, question, created_at,
-                                          hold_reason, hold_match)
-                    VALUES ($1, $2, $3, $4, $5, $6, $10, $7, $8, coalesce($9, now()), $11, $12)
-                    RETURNING *)
-                SELECT {COMMENT} FROM c JOIN authors a ON a.id = c.author_id""",
-            session.id,
-            author_id,
-            parent_id,
-            root_id,
-            depth,
-            body,
-            client_key,
-            question,
-            at,
-            "published" if hold is None else "held",
-            hold.reason if hold else None,
-            hold.match if hold else None,
-        )
-        assert row is not None
-        if hold is not None or seq is None:
-            log.info(
-                "session %s: comment %d held (%s)", session.slug, row["id"], row["hold_reason"]
-            )
-            support = session.support_message if row["hold_reason"] == "crisis" else None
-            return PostResult(own_view(row, session), None, True, support or None), None
-        comment, event = await self._comment_event(conn, session, "comment.created", seq, row)
-        return PostResult(comment=comment, seq=seq, created=True), event
-
-    async def _parent(
-        self, conn: asyncpg.Connection, session: SessionRecord, parent_id: int
-    ) -> tuple[int, int]:
-        parent = await conn.fetchrow(
-            "SELECT session_id, root_id, depth, status FROM comments WHERE id = $1", parent_id
-        )
-        if parent is None or parent["session_id"] != session.id:
-            raise BadRequest(
-                "bad_parent", f"comment {parent_id} is not in session {session.slug!r}"
-            )
-        if parent["status"] not in PUBLIC_STATES:
-            raise Conflict("parent_not_published", f"comment {parent_id} is {parent['status']}")
-        return parent["root_id"] or parent_id, parent["depth"] + 1
 
     async def _comment_event(
         self,
@@ -492,13 +426,6 @@ async def resolve_reports(conn: asyncpg.Connection, comment_ids: list[int]) -> N
            WHERE comment_id = ANY($1::bigint[]) AND resolved_at IS NULL""",
         comment_ids,
     )
-
-
-def own_view(row: asyncpg.Record, session: SessionRecord) -> CommentView:
-    """A comment as its own author sees it: held ones too ("awaiting review"), and rejected
-    ones with the reason; never one a moderator removed."""
-    own = ("published", "held", "rejected")
-    return comment_view(row, session.slug, redact=row["status"] not in own)
 
 
 def moderation(row: asyncpg.Record, session: SessionRecord, seq: int | None) -> ModerationResult:

@@ -17,8 +17,9 @@ from .base import (
     audit,
     comment_view,
     next_seq,
+    own_view,
 )
-from .comments import CommentStore, own_view, resolve_reports
+from .comments import CommentStore, resolve_reports
 
 # A queue item: the comment, its session's slug, and the reasons of its open reports.
 QUEUE_ITEM = f"""s.slug AS session_slug, {COMMENT},

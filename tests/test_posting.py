@@ -1,0 +1,144 @@
+"""Posts written in batches (``server/storage/posting.py``), against a real PostgreSQL: a burst
+to one session shares transactions and still gets gapless seqs in commit order; each post in a
+batch is judged after the ones before it; a refused post writes nothing, and a post PostgreSQL
+rejects fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from server.auth import Identity
+from server.errors import BackchannelError, Forbidden, TooManyRequests
+from server.moderation import admit
+from server.storage import Hold, SessionRecord, Standing, Store
+
+from .conftest import new_board, nonce
+from .servers import InProcessServer
+
+
+def person(name: str = "Ada") -> Identity:
+    return Identity(
+        sub=f"posting-{uuid.uuid4().hex[:12]}", name=name, profession="Nursing", city="Albany",
+        region="NY", country="US", role="attendee", event="*", expires_at=float("inf"),
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    store = await Store.connect(database_url, 4)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def session(server: InProcessServer, store: Store) -> SessionRecord:
+    board = await new_board(server.url)
+    return await store.session(board.session)
+
+
+async def seqs_and_numbers(store: Store, session: SessionRecord) -> list[asyncpg.Record]:
+    async with store.pool.acquire() as conn:
+        return await conn.fetch(
+            """SELECT e.seq, c.number, c.created_at, c.body FROM session_events e
+               JOIN comments c ON c.id = e.comment_id WHERE e.session_id = $1 ORDER BY e.seq""",
+            session.id,
+        )
+
+
+async def test_a_burst_shares_transactions_and_keeps_seqs_gapless(
+    store: Store, session: SessionRecord
+) -> None:
+    authors = [person(f"Author {i}") for i in range(40)]
+    bodies = [f"burst {nonce()}" for _ in range(300)]
+    results = await asyncio.gather(
+        *(store.post(session, authors[i % 40], body, None, None) for i, body in enumerate(bodies))
+    )
+    seqs = sorted(result.seq for result, _ in results if result.seq is not None)
+    assert len(seqs) == 300 and all(event is not None for _, event in results)
+    rows = await seqs_and_numbers(store, session)
+    assert [r["seq"] for r in rows] == seqs == list(range(seqs[0], seqs[0] + 300))
+    # Numbers follow seqs: commit order is seq order, within a batch and across batches.
+    assert [r["number"] for r in rows] == list(range(1, 301))
+    assert sorted(r["body"] for r in rows) == sorted(bodies)
+    # Posts of one transaction share its clock: 300 posts in far fewer transactions.
+    assert len({r["created_at"] for r in rows}) < 150
+
+
+async def test_each_post_is_judged_after_the_ones_before_it_in_its_batch(
+    store: Store, session: SessionRecord
+) -> None:
+    slow = dataclasses.replace(session, slow_mode_seconds=60)
+    someone = person()
+
+    def judge(standing: Standing) -> Hold | None:
+        return admit(standing, slow, someone, None)
+
+    bodies = [f"again {nonce()}" for _ in range(8)]
+    posts = [store.post(slow, someone, body, None, None, admit=judge) for body in bodies]
+    tries = await asyncio.gather(*posts, return_exceptions=True)
+    written = [t for t in tries if not isinstance(t, BaseException)]
+    refused = [t for t in tries if isinstance(t, TooManyRequests)]
+    assert len(written) == 1 and len(refused) == 7, tries
+    assert {r.code for r in refused} == {"slow_mode"}
+
+
+async def test_a_refused_post_writes_nothing_and_its_batch_goes_on(
+    store: Store, session: SessionRecord
+) -> None:
+    refused_author = person("Refused Newcomer")
+
+    def refuse(standing: Standing) -> None:
+        raise Forbidden("banned", "not this one")
+
+    others = [person() for _ in range(20)]
+    outcomes = await asyncio.gather(
+        *(store.post(session, who, f"fine {nonce()}", None, None) for who in others[:10]),
+        store.post(session, refused_author, f"refused {nonce()}", None, None, admit=refuse),
+        *(store.post(session, who, f"fine {nonce()}", None, None) for who in others[10:]),
+        return_exceptions=True,
+    )
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(failures) == 1 and isinstance(failures[0], BackchannelError)
+    assert failures[0].code == "banned"
+    rows = await seqs_and_numbers(store, session)
+    assert len(rows) == 20 and not any(r["body"].startswith("refused") for r in rows)
+    # Not even its author's details were written.
+    assert await store.author_of(refused_author) is None
+
+
+async def test_a_post_postgresql_rejects_fails_alone(store: Store, session: SessionRecord) -> None:
+    # 5,001 characters: the API refuses this before the store; the schema's CHECK is the last
+    # line, and here the only one.
+    too_long = "x" * 5001
+    authors = [person() for _ in range(30)]
+    outcomes = await asyncio.gather(
+        *(store.post(session, who, f"kept {nonce()}", None, None) for who in authors[:15]),
+        store.post(session, person(), too_long, None, None),
+        *(store.post(session, who, f"kept {nonce()}", None, None) for who in authors[15:]),
+        return_exceptions=True,
+    )
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(failures) == 1 and isinstance(failures[0], asyncpg.CheckViolationError)
+    rows = await seqs_and_numbers(store, session)
+    assert len(rows) == 30
+    assert [r["seq"] for r in rows] == list(range(rows[0]["seq"], rows[0]["seq"] + 30))
+
+
+async def test_the_same_client_key_twice_in_one_batch_posts_once(
+    store: Store, session: SessionRecord
+) -> None:
+    someone = person()
+    key = uuid.uuid4().hex
+    first, second = await asyncio.gather(
+        store.post(session, someone, f"once {nonce()}", None, key),
+        store.post(session, someone, f"once {nonce()}", None, key),
+    )
+    assert first[0].created and not second[0].created
+    assert first[0].comment.id == second[0].comment.id and second[1] is None
+    assert len(await seqs_and_numbers(store, session)) == 1
