@@ -21,6 +21,10 @@ from .machine import machine_line, raise_fd_limit
 from .scenarios import DESCRIPTIONS, SCENARIOS, SIZES
 from .targets import available, load
 
+# Every scenario runs against Backchannel, the floor and the peers (a peer skips the scenarios
+# it cannot run: posting, history, reconnect-storm).
+DEFAULT_TARGETS = "backchannel,floor,tutorial,broadcaster,socketio"
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
@@ -42,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--smoke", action="store_true", help="tiny sizes (the test suite's)")
     top.add_argument(
         "--targets",
-        default="backchannel,floor",
+        default=DEFAULT_TARGETS,
         help=f"comma-separated, of: {', '.join(available())}",
     )
     top.add_argument("--out", type=Path, default=RESULTS, help="where results go")

@@ -6,12 +6,17 @@ right rather than a client library's: a supervised task connects, resubscribes e
 for the broker's confirmations, then tells the hub to look for what it missed (``on_resync``).
 It pings every few seconds and treats silence as a dead connection. Redis drops a subscriber
 whose output buffer overflows; that is one more disconnection, handled the same way.
+
+Publications go out in order, in pipelines: those made while one pipeline is in flight wait and
+go together in the next (posts written in one batch are published together), one round trip for
+them all instead of one each.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as redis
@@ -35,6 +40,14 @@ class BrokerError(Exception):
     """Redis answered with an error."""
 
 
+@dataclass(slots=True)
+class Outgoing:
+    """Publications that go out together, and the future their publishers wait on."""
+
+    sent: asyncio.Future[None]
+    messages: list[tuple[str, bytes]] = field(default_factory=list)
+
+
 class RedisBus:
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -56,6 +69,8 @@ class RedisBus:
         self._on_message: MessageHandler | None = None
         self._on_resync: ResyncHandler | None = None
         self._resync_pending: set[str] | None = None
+        self._outgoing: Outgoing | None = None  # publications waiting for the next pipeline
+        self._sending: asyncio.Task[None] | None = None
         self.reconnects = 0
 
     @property
@@ -75,10 +90,35 @@ class RedisBus:
             )
 
     async def publish(self, topic: str, payload: bytes) -> None:
-        try:
-            await self._publisher.publish(topic, payload)
-        except (RedisError, OSError) as exc:
-            raise BusUnavailable(f"redis publish to {topic} failed: {exc}") from exc
+        outgoing = self._outgoing
+        if outgoing is None:
+            outgoing = self._outgoing = Outgoing(asyncio.get_running_loop().create_future())
+            # Its publishers may all have given up waiting: the failure is logged by the hub
+            # for those who did not, and need not be reported again as never retrieved.
+            outgoing.sent.add_done_callback(lambda sent: sent.cancelled() or sent.exception())
+            if self._sending is None or self._sending.done():
+                self._sending = asyncio.create_task(self._send_outgoing(), name="redis-publisher")
+        outgoing.messages.append((topic, payload))
+        await asyncio.shield(outgoing.sent)
+
+    async def _send_outgoing(self) -> None:
+        """Send what waits to be published, one pipeline at a time, until nothing waits."""
+        while (outgoing := self._outgoing) is not None:
+            self._outgoing = None
+            try:
+                async with self._publisher.pipeline(transaction=False) as pipe:
+                    for topic, payload in outgoing.messages:
+                        pipe.publish(topic, payload)
+                    await pipe.execute()
+            except (RedisError, OSError) as exc:
+                topics = sorted({topic for topic, _ in outgoing.messages})
+                failed = f"redis publish to {', '.join(topics)} failed: {exc}"
+                outgoing.sent.set_exception(BusUnavailable(failed))
+            except BaseException as exc:
+                outgoing.sent.set_exception(BusUnavailable(f"redis publish failed: {exc!r}"))
+                raise
+            else:
+                outgoing.sent.set_result(None)
 
     async def subscribe(self, topic: str) -> None:
         if topic not in self._topics:
@@ -133,6 +173,8 @@ class RedisBus:
         return totals
 
     async def close(self) -> None:
+        if self._sending is not None:
+            await asyncio.gather(self._sending, return_exceptions=True)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

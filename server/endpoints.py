@@ -120,9 +120,10 @@ def check_storable(value: object, where: str) -> None:
         except UnicodeEncodeError:
             raise BadRequest("invalid_field", f"{where} contains a lone surrogate") from None
     elif isinstance(value, msgspec.Struct):
-        for field in msgspec.structs.fields(value):
-            if field.name not in CLEANED:
-                check_storable(getattr(value, field.name), f"{where}.{field.name}")
+        # The names only: msgspec.structs.fields() evaluates the annotations on every call.
+        for name in value.__struct_fields__:
+            if name not in CLEANED:
+                check_storable(getattr(value, name), f"{where}.{name}")
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             check_storable(item, f"{where}[{index}]")
@@ -178,8 +179,9 @@ def limit_address(request: Request) -> None:
         )
 
 
-async def session_of(request: Request) -> SessionRecord:
-    session = await services(request).store.session(path_slug(request, "slug"))
+async def session_of(request: Request, *, recent: bool = False) -> SessionRecord:
+    """The session in the path; with ``recent``, perhaps as read a moment ago (for posting)."""
+    session = await services(request).store.session(path_slug(request, "slug"), recent=recent)
     logs.session.set(session.slug)
     return session
 
@@ -274,7 +276,7 @@ async def _post_comment(request: Request) -> Response:
     limit_address(request)
     settings = services(request).settings
     who = caller(request)
-    session = await session_of(request)
+    session = await session_of(request, recent=True)
     who.require("attendee", session.event_slug)
     new = await read_json(request, NewComment)
     body = body_text(new.body)

@@ -198,24 +198,28 @@ class SessionChannel:
         frame = self._frame([event for _, event in batch])
         self.hub.stats.deliveries += len(batch) * len(watchers)
         self._fanning_out = True
-        self._fan_out(frame, watchers, 0)
+        self._fan_out(frame, watchers, 0, self._batch_since)
 
-    def _fan_out(self, frame: bytes, watchers: list[Watcher], start: int) -> None:
+    def _fan_out(self, frame: bytes, watchers: list[Watcher], start: int, since: float) -> None:
+        """Write ``frame`` to the slice of ``watchers`` from ``start``, then let the loop run
+        before the next slice (``since``: when its first event reached the channel)."""
         end = start + FANOUT_SLICE
-        # Those that left while earlier slices were written are not written to.
-        part = (
-            watchers[start:end]
-            if start == 0
-            else [w for w in watchers[start:end] if w in self.watchers]
-        )
-        self.hub.write_all(part, frame)
+        part = watchers[start:end]
+        if start:  # those that left while the earlier slices were written are not written to
+            part = [watcher for watcher in part if watcher in self.watchers]
+        try:
+            self.hub.write_all(part, frame)
+        except Exception:  # a bug; the channel must not stop delivering because of it
+            log.exception(
+                "session %s: writing a frame to %d watchers failed", self.session.slug, len(part)
+            )
         if end < len(watchers):
-            asyncio.get_running_loop().call_soon(self._fan_out, frame, watchers, end)
+            asyncio.get_running_loop().call_soon(self._fan_out, frame, watchers, end, since)
             return
         self._fanning_out = False
         stats = self.hub.stats
         if watchers and len(stats.fanout_seconds) < FANOUT_SAMPLES:
-            stats.fanout_seconds.append(time.perf_counter() - self._batch_since)
+            stats.fanout_seconds.append(time.perf_counter() - since)
         if self._batch:
             self._schedule_flush()
 

@@ -7,7 +7,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
@@ -183,6 +183,13 @@ def sql(query: str) -> str:
     return query.replace("$PUBLIC", "$1::text[]")
 
 
+async def keep_session_state(conn: asyncpg.Connection) -> None:
+    """What the pool does to a connection given back, beyond rolling back a transaction left
+    open: nothing. asyncpg's default reset (unlock advisory locks, close cursors, unlisten,
+    reset settings) is a round trip per request, and the store leaves none of these behind:
+    settings are never changed, and :meth:`StoreBase.exclusive` releases its lock itself."""
+
+
 class StoreBase:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -191,7 +198,9 @@ class StoreBase:
 
     @classmethod
     async def connect(cls, dsn: str, size: int) -> Self:
-        pool = await asyncpg.create_pool(dsn, min_size=min(2, size), max_size=size)
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min(2, size), max_size=size, reset=keep_session_state
+        )
         return cls(pool)
 
     @property
@@ -228,7 +237,11 @@ class StoreBase:
             try:
                 yield
             finally:
-                await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
+                try:
+                    await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
+                except BaseException:
+                    conn.terminate()  # the lock goes with the connection, not back to the pool
+                    raise
 
     async def ping(self) -> None:
         async with self._connection() as conn:
@@ -343,27 +356,40 @@ class Standing:
 
     @classmethod
     def of(cls, row: asyncpg.Record) -> Standing:
-        """From a row with the columns of :data:`STANDING` (and perhaps others)."""
+        """From a row with the columns of :func:`standing_columns` (and perhaps others)."""
         return cls(**{f.name: row[f.name] for f in fields(cls)})
 
+    def after_post(self) -> Standing:
+        """The standing once they have posted now (for their next post in the same batch)."""
+        return replace(
+            self,
+            last_post_at=self.now,
+            posts_last_minute=self.posts_last_minute + 1,
+            first_in_minute=self.first_in_minute or self.now,
+        )
 
-# Sanctions in force for author $2 in event $3.
-SANCTIONS_IN_FORCE = """sanctions x WHERE x.event_id = $3 AND x.author_id = $2
+
+def sanctions_in_force(author: str) -> str:
+    """The sanctions in force for the author ``author`` (an SQL expression) in event $3."""
+    return f"""sanctions x WHERE x.event_id = $3 AND x.author_id = {author}
     AND x.lifted_at IS NULL AND (x.until IS NULL OR x.until > now())"""
 
-# Author $2's standing in session s of event $3, and whether the session takes posts now.
-STANDING = f"""{ACCEPTING} AS accepting, now() AS now,
-    (SELECT max(created_at) FROM comments c
-     WHERE c.session_id = s.id AND c.author_id = $2) AS last_post_at,
-    (SELECT count(*) FROM comments c WHERE c.session_id = s.id
-       AND c.author_id = $2 AND c.created_at > now() - interval '1 minute') AS posts_last_minute,
-    (SELECT min(created_at) FROM comments c WHERE c.session_id = s.id
-       AND c.author_id = $2 AND c.created_at > now() - interval '1 minute') AS first_in_minute,
-    (SELECT coalesce(bool_or(kind = 'ban'), false) FROM {SANCTIONS_IN_FORCE}) AS banned,
-    (SELECT coalesce(bool_or(kind = 'timeout'), false) FROM {SANCTIONS_IN_FORCE}) AS timed_out,
+
+def standing_columns(author: str) -> str:
+    """The columns of :class:`Standing` for the author ``author`` (an SQL expression) in
+    session ``s`` of event $3, and whether the session takes posts now (``accepting``)."""
+    in_force = sanctions_in_force(author)
+    mine = f"FROM comments c WHERE c.session_id = s.id AND c.author_id = {author}"
+    last_minute = "c.created_at > now() - interval '1 minute'"
+    return f"""{ACCEPTING} AS accepting, now() AS now,
+    (SELECT max(created_at) {mine}) AS last_post_at,
+    (SELECT count(*) {mine} AND {last_minute}) AS posts_last_minute,
+    (SELECT min(created_at) {mine} AND {last_minute}) AS first_in_minute,
+    (SELECT coalesce(bool_or(kind = 'ban'), false) FROM {in_force}) AS banned,
+    (SELECT coalesce(bool_or(kind = 'timeout'), false) FROM {in_force}) AS timed_out,
     (SELECT CASE WHEN bool_or(until IS NULL) THEN NULL ELSE max(until) END
-     FROM {SANCTIONS_IN_FORCE} AND kind = 'timeout') AS timed_out_until,
-    (SELECT coalesce(bool_or(kind = 'flag'), false) FROM {SANCTIONS_IN_FORCE}) AS flagged"""
+     FROM {in_force} AND kind = 'timeout') AS timed_out_until,
+    (SELECT coalesce(bool_or(kind = 'flag'), false) FROM {in_force}) AS flagged"""
 
 
 async def standing(
@@ -372,7 +398,7 @@ async def standing(
     """The author's standing; :class:`Conflict` unless the session takes posts now (or with
     ``require_open`` False). Posts judge it under the session's lock (``posting``)."""
     row = await conn.fetchrow(
-        f"SELECT {STANDING} FROM sessions s WHERE s.id = $1",
+        f"SELECT {standing_columns('$2')} FROM sessions s WHERE s.id = $1",
         session.id,
         author_id,
         session.event_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -19,12 +20,12 @@ from ..protocol import (
     Event,
     HelpfulResult,
     ModerationResult,
-    PostResult,
     encode_event,
 )
 from .base import (
     AUTHOR_CACHE_SIZE,
     COMMENT,
+    COMMENT_FROM,
     REAPPEARING,
     SESSION,
     SESSION_FROM,
@@ -43,7 +44,7 @@ from .base import (
     reply_counts,
     standing,
 )
-from .posting import Admit, Post, PostQueue, Written, write_post
+from .posting import Admit, Post, PostQueue, Written, write_batch
 
 log = logging.getLogger("backchannel.store")
 
@@ -135,31 +136,50 @@ class CommentStore(StoreBase):
         Written with the session's other waiting posts (:mod:`.posting`); a refused post writes
         nothing, its author's details included."""
         post = Post(session, who, body, parent_id, client_key, question, hold, at, admit)
-        return await self._posts.submit(post)
+        result, event = await self._posts.submit(post)
+        comment = result.comment
+        if result.seq is not None:
+            log.info(
+                "session %s: comment.created comment %d (seq %d)",
+                session.slug,
+                comment.id,
+                result.seq,
+            )
+        elif result.created:
+            log.info(
+                "session %s: comment %d held (%s)", session.slug, comment.id, comment.hold_reason
+            )
+        return result, event
 
     async def write_posts(self, batch: list[Post]) -> list[Written | BackchannelError]:
         """Write a batch of one session's posts in one transaction under its lock (see
         :class:`PostQueue`); each outcome is the post's result or why it was refused."""
-        written = []
-        async with self._connection() as conn, conn.transaction():
-            # Its own statement: the posts' statements take their snapshots after it, and
-            # see what committed while this one waited.
+        async with self._connection() as conn:
+            # The transaction and the session's lock in one round trip (simple query protocol;
+            # the id is an integer). The lock is a statement of its own: the batch's statements
+            # take their snapshots after it, and see what committed while this one waited.
+            session_id = int(batch[0].session.id)
             await conn.execute(
-                "SELECT 1 FROM sessions WHERE id = $1 FOR NO KEY UPDATE", batch[0].session.id
+                f"BEGIN; SELECT 1 FROM sessions WHERE id = {session_id} FOR NO KEY UPDATE"
             )
-            for post in batch:
-                written.append(await write_post(self, conn, post))
-        for post, (_, author_id) in zip(batch, written, strict=True):
-            if author_id is not None:
-                self._remember(post.who, author_id)
-        return [outcome for outcome, _ in written]
+            try:
+                outcomes, authors = await write_batch(self, conn, batch)
+                await conn.execute("COMMIT")
+            except BaseException:
+                if not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await conn.execute("ROLLBACK")
+                raise
+        for post in batch:
+            if post.who.sub in authors:
+                self._remember(post.who, authors[post.who.sub])
+        return outcomes
 
-    async def by_client_key(
-        self, conn: asyncpg.Connection, session: SessionRecord, comment_id: int
-    ) -> PostResult:
-        """A retried post's stored comment, as its author sees it."""
-        row = await self._comment(conn, comment_id)
-        return PostResult(comment=own_view(row, session), seq=None, created=False)
+    async def comments(self, conn: asyncpg.Connection, ids: list[int]) -> dict[int, asyncpg.Record]:
+        rows = await conn.fetch(
+            f"SELECT {COMMENT} FROM {COMMENT_FROM} WHERE c.id = ANY($1::bigint[])", ids
+        )
+        return {row["id"]: row for row in rows}
 
     async def _comment_event(
         self,

@@ -17,9 +17,10 @@ is acknowledged before its transaction has committed.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -28,17 +29,17 @@ import asyncpg
 
 from ..auth import Identity
 from ..errors import BackchannelError, BadRequest, Conflict, Unavailable
-from ..protocol import PUBLIC_STATES, Event, PostResult, encode_event
+from ..protocol import PUBLIC_STATES, Event, PostResult, ReplyCount, encode_event
 from .base import (
     COMMENT,
-    STANDING,
+    Ancestors,
     Hold,
     SessionRecord,
     Standing,
     ancestors,
     comment_view,
     own_view,
-    reply_counts,
+    standing_columns,
 )
 
 if TYPE_CHECKING:
@@ -99,8 +100,12 @@ class PostQueue:
         queue = self._waiting.get(session.id)
         if queue is None:
             queue = self._waiting[session.id] = deque()
+            # In a context of its own: it writes for many requests, and its log lines belong
+            # to none of them (each post's own line is logged by its request).
             writer = asyncio.create_task(
-                self._drain(session, queue), name=f"posts of session {session.slug}"
+                self._drain(session, queue),
+                name=f"posts of session {session.slug}",
+                context=contextvars.Context(),
             )
             self._writers.add(writer)
             writer.add_done_callback(self._writers.discard)
@@ -168,101 +173,228 @@ class PostQueue:
         raise AssertionError("unreachable")
 
 
-async def write_post(
-    store: CommentStore, conn: asyncpg.Connection, post: Post
-) -> tuple[Written | BackchannelError, int | None]:
-    """Write one post in the caller's transaction, which holds the session's lock; or refuse it
-    (the error, as the outcome) having written nothing. Also the author's id, to remember once
-    the transaction has committed."""
-    session, who = post.session, post.who
-    author_id = store.known_author(who)
-    if author_id is None:
-        author_id = await conn.fetchval("SELECT id FROM authors WHERE external_id = $1", who.sub)
-        fresh = True  # their details are written with the post
-    else:
-        fresh = False
-    row = await conn.fetchrow(
-        f"""SELECT {STANDING},
+@dataclass(slots=True)
+class Admitted:
+    """A post the batch will write: its place in the batch and in its thread, and its fate."""
+
+    index: int
+    root_id: int | None
+    depth: int
+    hold: Hold | None
+
+
+async def write_batch(
+    store: CommentStore, conn: asyncpg.Connection, batch: list[Post]
+) -> tuple[list[Written | BackchannelError], dict[str, int]]:
+    """Write a batch of one session's posts in the caller's transaction, which holds the
+    session's lock, in a handful of statements whatever its size: each post's outcome (its
+    result, or why it was refused, having written nothing), and the ids of the authors written
+    (to remember once the transaction has committed)."""
+    session = batch[0].session
+    outcomes: list[Written | BackchannelError | None] = [None] * len(batch)
+    author_ids = await author_ids_of(store, conn, batch)
+    rows = await conn.fetch(
+        f"""SELECT i.n, {standing_columns("i.author_id")},
                 (SELECT c.id FROM comments c WHERE c.session_id = s.id
-                   AND c.author_id = $2 AND c.client_key = $4) AS existing,
+                   AND c.author_id = i.author_id AND c.client_key = i.client_key) AS existing,
                 p.session_id AS parent_session, p.root_id AS parent_root,
                 p.depth AS parent_depth, p.status AS parent_status
-            FROM sessions s LEFT JOIN comments p ON p.id = $5 WHERE s.id = $1""",
+            FROM unnest($2::bigint[], $4::text[], $5::bigint[])
+                     WITH ORDINALITY AS i(author_id, client_key, parent_id, n)
+                 JOIN sessions s ON s.id = $1
+                 LEFT JOIN comments p ON p.id = i.parent_id
+            ORDER BY i.n""",
         session.id,
-        author_id,
+        [author_ids.get(post.who.sub) for post in batch],
         session.event_id,
-        post.client_key,
-        post.parent_id,
+        [post.client_key for post in batch],
+        [post.parent_id for post in batch],
     )
-    try:
-        if row is None or not row["accepting"]:
-            raise Conflict("session_closed", f"comments are closed for session {session.slug!r}")
-        if row["existing"] is not None:
-            found = await store.by_client_key(conn, session, row["existing"])
-            return (found, None), None
-        root_id, depth = parent_place(session, post.parent_id, row)
-        hold = post.hold
-        if post.admit is not None:
-            hold = post.admit(Standing.of(row))
-    except BackchannelError as refused:
-        return refused, None
-    if fresh:
-        author_id = await store.write_author(conn, who)
-    assert author_id is not None
-    values = (
-        session.id, author_id, post.parent_id, root_id, depth, post.body, post.client_key,
-        post.question, post.at,
-    )  # fmt: skip
-    if hold is not None:
-        row = await conn.fetchrow(
-            f"""WITH c AS ({INSERT_COMMENT} VALUES ({COMMENT_VALUES}, 'held', $10, $11)
-                           RETURNING *)
-                SELECT {COMMENT} FROM c JOIN authors a ON a.id = c.author_id""",
-            *values,
-            hold.reason,
-            hold.match,
+    admitted: list[Admitted] = []
+    retried: dict[int, int] = {}  # index -> the stored comment its client key names
+    repeats: dict[int, int] = {}  # index -> the earlier post of this batch with its client key
+    keys: dict[tuple[str, str], int] = {}
+    standings: dict[str, Standing] = {}
+    for index, (post, row) in enumerate(zip(batch, rows, strict=True)):
+        key = (post.who.sub, post.client_key) if post.client_key is not None else None
+        try:
+            if not row["accepting"]:
+                raise Conflict(
+                    "session_closed", f"comments are closed for session {session.slug!r}"
+                )
+            if row["existing"] is not None:
+                retried[index] = row["existing"]
+                continue
+            if key is not None and key in keys:
+                repeats[index] = keys[key]
+                continue
+            root_id, depth = parent_place(session, post.parent_id, row)
+            # Judged after this author's earlier posts in the batch, as if each had committed.
+            standing = standings.get(post.who.sub) or Standing.of(row)
+            hold = post.admit(standing) if post.admit is not None else post.hold
+        except BackchannelError as refused:
+            outcomes[index] = refused
+            continue
+        standings[post.who.sub] = standing.after_post()
+        if key is not None:
+            keys[key] = index
+        admitted.append(Admitted(index, root_id, depth, hold))
+    written = await write_authors(store, conn, [batch[a.index].who for a in admitted], author_ids)
+    if admitted:
+        await insert_comments(conn, batch, admitted, author_ids, outcomes)
+    if retried:
+        stored = await store.comments(conn, list(retried.values()))
+        for index, comment_id in retried.items():
+            found = PostResult(own_view(stored[comment_id], session), None, False)
+            outcomes[index] = (found, None)
+    for index, first in repeats.items():
+        earlier = outcomes[first]
+        assert isinstance(earlier, tuple)
+        outcomes[index] = (PostResult(earlier[0].comment, None, False), None)
+    assert all(outcome is not None for outcome in outcomes)
+    return outcomes, written  # type: ignore[return-value]
+
+
+async def author_ids_of(
+    store: CommentStore, conn: asyncpg.Connection, batch: list[Post]
+) -> dict[str, int]:
+    """The ids of the batch's authors: known to this process, or stored; new ones are absent."""
+    ids: dict[str, int] = {}
+    unknown = set()
+    for post in batch:
+        known = store.known_author(post.who)
+        if known is None:
+            unknown.add(post.who.sub)
+        else:
+            ids[post.who.sub] = known
+    unknown -= ids.keys()
+    if unknown:
+        rows = await conn.fetch(
+            "SELECT external_id, id FROM authors WHERE external_id = ANY($1::text[])",
+            sorted(unknown),
         )
-        assert row is not None
-        log.info("session %s: comment %d held (%s)", session.slug, row["id"], hold.reason)
-        support = session.support_message if hold.reason == "crisis" else None
-        held = PostResult(own_view(row, session), None, True, support or None)
-        return (held, None), author_id
-    # The seq, the comment and its event in one statement. The insert's trigger counts the
-    # comment in its session's row, which this statement took before: its total is one more.
-    row = await conn.fetchrow(
-        f"""WITH s AS (UPDATE sessions SET last_seq = last_seq + 1 WHERE id = $1
-                       RETURNING last_seq, comment_count),
-                 c AS ({INSERT_COMMENT} SELECT {COMMENT_VALUES}, 'published', NULL, NULL FROM s
-                       RETURNING *),
-                 e AS (INSERT INTO session_events (session_id, seq, kind, comment_id)
-                       SELECT $1, s.last_seq, 'comment.created', c.id FROM s, c
-                       RETURNING seq, at)
-            SELECT {COMMENT}, e.seq, e.at AS event_at, s.comment_count + 1 AS total
-            FROM c JOIN authors a ON a.id = c.author_id, e, s""",
-        *values,
-    )
-    assert row is not None
-    comment = comment_view(row, session.slug)
-    reply_to = await ancestors(conn, {post.parent_id} if post.parent_id else set())
-    event = Event(
-        seq=row["seq"],
-        kind="comment.created",
-        at=row["event_at"],
-        total=row["total"],
-        comment=comment,
-        reply_counts=reply_counts(post.parent_id, reply_to),
-    )
-    log.info("session %s: comment.created comment %d (seq %d)", session.slug, comment.id, event.seq)
-    return (
-        PostResult(comment=comment, seq=event.seq, created=True),
-        encode_event(event),
-    ), author_id
+        ids.update((row["external_id"], row["id"]) for row in rows)
+    return ids
 
 
-INSERT_COMMENT = """INSERT INTO comments (session_id, author_id, parent_id, root_id, depth, body,
-    client_key, question, created_at, status, hold_reason, hold_match)"""
-COMMENT_VALUES = """$1::bigint, $2::bigint, $3::bigint, $4::bigint, $5::integer, $6::text, $7::text,
-    $8::boolean, coalesce($9::timestamptz, now())"""
+async def write_authors(
+    store: CommentStore, conn: asyncpg.Connection, authors: list[Identity], ids: dict[str, int]
+) -> dict[str, int]:
+    """Write the details of the admitted posts' authors that this process has not written
+    lately (new ones, renamed ones, or just not cached), filling in ``ids``; the ids written."""
+    details = {}
+    for who in authors:
+        if store.known_author(who) is None:
+            details[who.sub] = who  # one row per author, their latest details
+    if not details:
+        return {}
+    rows = await conn.fetch(
+        """INSERT INTO authors (external_id, name, profession, city, region, country)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                $6::text[])
+           ON CONFLICT (external_id) DO UPDATE SET name = EXCLUDED.name,
+               profession = EXCLUDED.profession, city = EXCLUDED.city,
+               region = EXCLUDED.region, country = EXCLUDED.country, updated_at = now()
+           RETURNING external_id, id""",
+        *([getattr(who, name) for who in details.values()] for name in AUTHOR_FIELDS),
+    )
+    written = {row["external_id"]: row["id"] for row in rows}
+    ids.update(written)
+    return written
+
+
+AUTHOR_FIELDS = ("sub", "name", "profession", "city", "region", "country")
+
+# The batch's admitted posts, in order: each published one takes the next seq and logs its
+# event; the insert's trigger numbers and counts them in the session's row, which this
+# statement took first (so ``count_before`` is the session's total before the batch).
+INSERT_COMMENTS = f"""
+WITH input AS (
+        SELECT * FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::integer[], $6::text[],
+                             $7::text[], $8::boolean[], $9::timestamptz[], $10::text[],
+                             $11::text[], $12::text[])
+            WITH ORDINALITY AS i(author_id, parent_id, root_id, depth, body, client_key,
+                                 question, at, status, hold_reason, hold_match, n)),
+    s AS (UPDATE sessions SET last_seq = last_seq + $13 WHERE id = $1
+          RETURNING last_seq, comment_count),
+    c AS (INSERT INTO comments (session_id, author_id, parent_id, root_id, depth, body,
+                                client_key, question, created_at, status, hold_reason,
+                                hold_match)
+          SELECT $1, author_id, parent_id, root_id, depth, body, client_key, question,
+                 coalesce(at, now()), status, hold_reason, hold_match
+          FROM input CROSS JOIN s ORDER BY n
+          RETURNING *),
+    e AS (INSERT INTO session_events (session_id, seq, kind, comment_id)
+          SELECT $1, s.last_seq - $13 + p.k, 'comment.created', p.id
+          FROM (SELECT id, row_number() OVER (ORDER BY id) AS k FROM c
+                WHERE status = 'published') p CROSS JOIN s
+          RETURNING seq, comment_id, at)
+SELECT {COMMENT}, e.seq, e.at AS event_at, s.comment_count AS count_before
+FROM c JOIN authors a ON a.id = c.author_id CROSS JOIN s LEFT JOIN e ON e.comment_id = c.id
+ORDER BY c.id"""
+
+
+async def insert_comments(
+    conn: asyncpg.Connection,
+    batch: list[Post],
+    admitted: list[Admitted],
+    author_ids: dict[str, int],
+    outcomes: list[Written | BackchannelError | None],
+) -> None:
+    """Insert the admitted posts in one statement, in order, and fill in their outcomes."""
+    session = batch[0].session
+    posts = [batch[a.index] for a in admitted]
+    columns: list[list[object]] = [
+        [author_ids[post.who.sub] for post in posts],
+        [post.parent_id for post in posts],
+        [a.root_id for a in admitted],
+        [a.depth for a in admitted],
+        [post.body for post in posts],
+        [post.client_key for post in posts],
+        [post.question for post in posts],
+        [post.at for post in posts],
+        ["published" if a.hold is None else "held" for a in admitted],
+        [a.hold.reason if a.hold else None for a in admitted],
+        [a.hold.match if a.hold else None for a in admitted],
+    ]
+    published = sum(a.hold is None for a in admitted)
+    rows = await conn.fetch(INSERT_COMMENTS, session.id, *columns, published)
+    parents = {post.parent_id for post in posts if post.parent_id is not None}
+    found = await ancestors(conn, parents)
+    later: Counter[int] = Counter()  # replies of this batch after the one at hand, per ancestor
+    events: list[tuple[int, asyncpg.Record, list[ReplyCount]]] = []
+    for a, row in reversed(list(zip(admitted, rows, strict=True))):
+        post = batch[a.index]
+        if a.hold is not None:
+            support = session.support_message if a.hold.reason == "crisis" else None
+            held = PostResult(own_view(row, session), None, True, support or None)
+            outcomes[a.index] = (held, None)
+            continue
+        # Each event carries its ancestors' counts as of that event, not as of the batch.
+        line = list(thread_above(post.parent_id, found))
+        counts = [ReplyCount(id=up, reply_count=found[up][1] - later[up]) for up in line]
+        later.update(line)
+        events.append((a.index, row, counts))
+    first = min((row["seq"] for _, row, _ in events), default=0)
+    for index, row, counts in events:
+        comment = comment_view(row, session.slug)
+        event = Event(
+            seq=row["seq"],
+            kind="comment.created",
+            at=row["event_at"],
+            total=row["count_before"] + row["seq"] - first + 1,
+            comment=comment,
+            reply_counts=counts,
+        )
+        result = PostResult(comment=comment, seq=event.seq, created=True)
+        outcomes[index] = (result, encode_event(event))
+
+
+def thread_above(parent_id: int | None, found: Ancestors) -> Iterator[int]:
+    """A reply's parent and the parent's ancestors, nearest first."""
+    while parent_id is not None and parent_id in found:
+        yield parent_id
+        parent_id = found[parent_id][0]
 
 
 def parent_place(

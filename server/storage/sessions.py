@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 
 import asyncpg
@@ -24,7 +25,18 @@ from .base import SYSTEM, SessionRecord, StoreBase, audit, audit_event
 log = logging.getLogger("backchannel.store")
 
 
+# Seconds a session read for posting is reused: a change made on another process (slow mode,
+# pre-moderation, the event's word lists) applies to this process's posts that much later. Whether
+# the session takes posts is checked in the post's own transaction, never from here.
+SESSION_CACHE_SECONDS = 1.0
+SESSION_CACHE_SIZE = 10_000
+
+
 class SessionStore(StoreBase):
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__(pool)
+        self._recent: dict[str, tuple[SessionRecord, float]] = {}
+
     # --- Events and sessions ---------------------------------------------------------------------
 
     async def create_event(self, slug: str, title: str) -> EventInfo:
@@ -83,9 +95,18 @@ class SessionStore(StoreBase):
                 raise NotFound("unknown_event", f"no event has slug {event!r}")
         return await self.session(new.slug)
 
-    async def session(self, slug: str) -> SessionRecord:
+    async def session(self, slug: str, *, recent: bool = False) -> SessionRecord:
+        """The session; with ``recent``, perhaps as read up to ``SESSION_CACHE_SECONDS`` ago
+        (its counts are then stale: for posting, not for showing)."""
+        now = time.monotonic()
+        if recent and (kept := self._recent.get(slug)) is not None and kept[1] > now:
+            return kept[0]
         async with self._connection() as conn:
-            return await self._session(conn, "s.slug = $1", slug)
+            record = await self._session(conn, "s.slug = $1", slug)
+        if len(self._recent) >= SESSION_CACHE_SIZE:
+            self._recent.clear()
+        self._recent[slug] = (record, now + SESSION_CACHE_SECONDS)
+        return record
 
     async def event_rules(self, event: str) -> EventRules:
         async with self._connection() as conn:
@@ -111,6 +132,7 @@ class SessionStore(StoreBase):
             if found is None:
                 raise NotFound("unknown_event", f"no event has slug {event!r}")
             await audit_event(conn, found, who, "rules", describe(fields), True)
+        self._recent.clear()
         return await self.event_rules(event)
 
     async def head(self, session_id: int) -> int:
@@ -225,6 +247,7 @@ class SessionStore(StoreBase):
             if audited is not None:
                 who, action, reason = audited
                 await audit(conn, session, who, action, None, reason, seq is not None)
+        self._recent.pop(session.slug, None)
         view = current.view()
         if seq is None:
             return SessionChange(session=view, changed=False, seq=None), None
