@@ -18,22 +18,22 @@ from .targets import Target, TargetConfig
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "broadcast": {
         "full": {"watchers": [1000, 5000, 10000], "rate": 2, "duration": 30},
-        "quick": {"watchers": [200, 1000], "rate": 2, "duration": 8},
+        "quick": {"watchers": [200, 1000], "rate": 2, "duration": 6},
         "smoke": {"watchers": [20], "rate": 4, "duration": 1.5},
     },
     "busy": {
         "full": {"watchers": 1000, "rate": 200, "duration": 30},
-        "quick": {"watchers": 200, "rate": 100, "duration": 8},
+        "quick": {"watchers": 200, "rate": 100, "duration": 6},
         "smoke": {"watchers": 10, "rate": 20, "duration": 1.5},
     },
     "two-processes": {
         "full": {"watchers": 1000, "rate": 200, "duration": 30},
-        "quick": {"watchers": 200, "rate": 100, "duration": 8},
+        "quick": {"watchers": 200, "rate": 100, "duration": 6},
         "smoke": {"watchers": 10, "rate": 20, "duration": 1.5},
     },
     "posting": {
         "full": {"sessions": [1, 100], "concurrency": 64, "duration": 20, "watchers": 10},
-        "quick": {"sessions": [1, 100], "concurrency": 16, "duration": 6, "watchers": 2},
+        "quick": {"sessions": [1, 100], "concurrency": 16, "duration": 5, "watchers": 2},
         "smoke": {"sessions": [1, 5], "concurrency": 4, "duration": 1, "watchers": 1},
     },
     "history": {
@@ -48,17 +48,17 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "many-rooms": {
         "full": {"sessions": 1000, "watchers": 10, "rate": 1000, "duration": 30},
-        "quick": {"sessions": 100, "watchers": 10, "rate": 200, "duration": 8},
+        "quick": {"sessions": 100, "watchers": 10, "rate": 200, "duration": 6},
         "smoke": {"sessions": 10, "watchers": 2, "rate": 20, "duration": 1.5},
     },
     "slow-watcher": {
         "full": {"watchers": 100, "rate": 20, "duration": 120, "read_rate": 1024, "body": 2000},
-        "quick": {"watchers": 100, "rate": 20, "duration": 40, "read_rate": 1024, "body": 2000},
+        "quick": {"watchers": 100, "rate": 20, "duration": 20, "read_rate": 1024, "body": 2000},
         "smoke": {"watchers": 10, "rate": 20, "duration": 1.5, "read_rate": 1024, "body": 0},
     },
     "idle": {
         "full": {"watchers": 10_000, "duration": 60, "ping_interval": 20},
-        "quick": {"watchers": 2000, "duration": 12, "ping_interval": 5},
+        "quick": {"watchers": 2000, "duration": 8, "ping_interval": 4},
         "smoke": {"watchers": 20, "duration": 2, "ping_interval": 1},
     },
 }

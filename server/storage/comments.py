@@ -159,8 +159,11 @@ class CommentStore(StoreBase):
             # the id is an integer). The lock is a statement of its own: the batch's statements
             # take their snapshots after it, and see what committed while this one waited.
             session_id = int(batch[0].session.id)
+            # Generic plans: the batch's statements take arrays whose contents do not change
+            # the best plan, and planning them anew would cost more than running them.
             await conn.execute(
-                f"BEGIN; SELECT 1 FROM sessions WHERE id = {session_id} FOR NO KEY UPDATE"
+                "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; "
+                f"SELECT 1 FROM sessions WHERE id = {session_id} FOR NO KEY UPDATE"
             )
             try:
                 outcomes, authors = await write_batch(self, conn, batch)
