@@ -15,8 +15,10 @@ to every target the same way:
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import pkgutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +115,19 @@ class Target:
     def history_paths(self, slug: str, info: dict[str, Any]) -> dict[str, list[str]]:
         """The GETs of the ``history`` scenario: name -> paths (``first``, ``deep``)."""
         raise NotImplementedError
+
+
+async def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
+    """Stop a target's process tree: SIGTERM (uvicorn's and our servers' graceful stop), then
+    SIGKILL if it has not ended within ``timeout`` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.to_thread(process.wait, timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 BUILTIN = {"backchannel": "bench.targets.backchannel", "floor": "bench.targets.floor"}

@@ -25,7 +25,7 @@ from server.auth import issue_token
 from server.embedded import free_port
 
 from ..machine import tree
-from . import Target, TargetConfig
+from . import Target, TargetConfig, stop_process
 
 ISSUER = "backchannel-bench"
 AUDIENCE = "backchannel-bench"
@@ -163,13 +163,7 @@ class Backchannel(Target):
         )
 
     async def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                await asyncio.to_thread(self.process.wait, 30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        await stop_process(self.process, 30)
         self.process = None
 
     def ports(self) -> list[int]:

@@ -17,7 +17,7 @@ import httpx
 from server.embedded import free_port
 
 from ..machine import tree
-from . import Target, TargetConfig
+from . import Target, TargetConfig, stop_process
 
 
 class Floor(Target):
@@ -80,13 +80,7 @@ class Floor(Target):
         raise TimeoutError(f"floor not ready; see {self.log_path}")
 
     async def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                await asyncio.to_thread(self.process.wait, 15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        await stop_process(self.process)
         self.process = None
 
     def ports(self) -> list[int]:

@@ -172,6 +172,12 @@ def comment_view(
     )
 
 
+def author_key(who: Identity) -> tuple[str, ...]:
+    """An author as the ``authors`` table stores them: (external id, name, profession, city,
+    region, country)."""
+    return (who.sub, who.name, who.profession, who.city, who.region, who.country)
+
+
 def own_view(row: asyncpg.Record, session: SessionRecord) -> CommentView:
     """A comment as its own author sees it: held ones too ("awaiting review"), and rejected
     ones with the reason; never one a moderator removed."""

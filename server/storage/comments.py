@@ -36,6 +36,7 @@ from .base import (
     Unchanged,
     ancestors,
     audit,
+    author_key,
     comment_view,
     helpful_counts,
     hidden_ancestors,
@@ -50,10 +51,6 @@ log = logging.getLogger("backchannel.store")
 
 EDIT_WINDOW_SECONDS = 300
 AUTHOR_CACHE_SECONDS = 60.0
-
-
-def author_key(who: Identity) -> tuple[str, ...]:
-    return (who.sub, who.name, who.profession, who.city, who.region, who.country)
 
 
 class CommentStore(StoreBase):
@@ -74,20 +71,6 @@ class CommentStore(StoreBase):
             return None
         self._authors.move_to_end(author_key(who))
         return cached[0]
-
-    async def write_author(self, conn: asyncpg.Connection, who: Identity) -> int:
-        """The author's id, their details written as the token gives them (remembered by the
-        caller once its transaction has committed: :meth:`_remember`)."""
-        author_id: int = await conn.fetchval(
-            """INSERT INTO authors (external_id, name, profession, city, region, country)
-               VALUES ($1, $2, $3, $4, $5, $6)
-               ON CONFLICT (external_id) DO UPDATE SET name = EXCLUDED.name,
-                   profession = EXCLUDED.profession, city = EXCLUDED.city,
-                   region = EXCLUDED.region, country = EXCLUDED.country, updated_at = now()
-               RETURNING id""",
-            *author_key(who),
-        )
-        return author_id
 
     def _remember(self, who: Identity, author_id: int) -> None:
         # Looked up again after a while: another process (or `backchannel forget`, or

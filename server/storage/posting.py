@@ -5,7 +5,7 @@ each post took the lock, a pooled connection and a commit of its own, a busy ses
 accept one post per commit and its waiting posts would hold the whole pool. Instead the posts
 that reach a process while one of the session's batches is being written wait in memory,
 holding no connection, and the next transaction writes all of them: one lock, one commit (one
-WAL flush), a few statements per post with no client logic between them but the judgment.
+WAL flush), and a handful of statements whatever the batch's size.
 
 Each post is judged in that transaction after the ones before it (so slow mode and the
 per-minute limit see them), and every refusal happens before the post writes anything, so a
@@ -37,6 +37,7 @@ from .base import (
     SessionRecord,
     Standing,
     ancestors,
+    author_key,
     comment_view,
     own_view,
     standing_columns,
@@ -192,7 +193,7 @@ async def write_batch(
     (to remember once the transaction has committed)."""
     session = batch[0].session
     outcomes: list[Written | BackchannelError | None] = [None] * len(batch)
-    author_ids = await author_ids_of(store, conn, batch)
+    author_ids, uncached = await author_ids_of(store, conn, batch)
     rows = await conn.fetch(
         f"""SELECT i.n, {standing_columns("i.author_id")},
                 (SELECT c.id FROM comments c WHERE c.session_id = s.id
@@ -239,7 +240,8 @@ async def write_batch(
         if key is not None:
             keys[key] = index
         admitted.append(Admitted(index, root_id, depth, hold))
-    written = await write_authors(store, conn, [batch[a.index].who for a in admitted], author_ids)
+    fresh = [batch[a.index].who for a in admitted if a.index in uncached]
+    written = await write_authors(conn, fresh, author_ids)
     if admitted:
         await insert_comments(conn, batch, admitted, author_ids, outcomes)
     if retried:
@@ -257,35 +259,33 @@ async def write_batch(
 
 async def author_ids_of(
     store: CommentStore, conn: asyncpg.Connection, batch: list[Post]
-) -> dict[str, int]:
-    """The ids of the batch's authors: known to this process, or stored; new ones are absent."""
+) -> tuple[dict[str, int], set[int]]:
+    """The ids of the batch's authors, known to this process or stored (new ones are absent),
+    and which posts' author details this process has not written lately (by index)."""
     ids: dict[str, int] = {}
-    unknown = set()
-    for post in batch:
+    uncached = set()
+    for index, post in enumerate(batch):
         known = store.known_author(post.who)
         if known is None:
-            unknown.add(post.who.sub)
+            uncached.add(index)
         else:
             ids[post.who.sub] = known
-    unknown -= ids.keys()
+    unknown = {batch[index].who.sub for index in uncached} - ids.keys()
     if unknown:
         rows = await conn.fetch(
             "SELECT external_id, id FROM authors WHERE external_id = ANY($1::text[])",
             sorted(unknown),
         )
         ids.update((row["external_id"], row["id"]) for row in rows)
-    return ids
+    return ids, uncached
 
 
 async def write_authors(
-    store: CommentStore, conn: asyncpg.Connection, authors: list[Identity], ids: dict[str, int]
+    conn: asyncpg.Connection, authors: list[Identity], ids: dict[str, int]
 ) -> dict[str, int]:
     """Write the details of the admitted posts' authors that this process has not written
     lately (new ones, renamed ones, or just not cached), filling in ``ids``; the ids written."""
-    details = {}
-    for who in authors:
-        if store.known_author(who) is None:
-            details[who.sub] = who  # one row per author, their latest details
+    details = {who.sub: who for who in authors}  # one row per author, their latest details
     if not details:
         return {}
     rows = await conn.fetch(
@@ -296,14 +296,12 @@ async def write_authors(
                profession = EXCLUDED.profession, city = EXCLUDED.city,
                region = EXCLUDED.region, country = EXCLUDED.country, updated_at = now()
            RETURNING external_id, id""",
-        *([getattr(who, name) for who in details.values()] for name in AUTHOR_FIELDS),
+        *(list(column) for column in zip(*map(author_key, details.values()), strict=True)),
     )
     written = {row["external_id"]: row["id"] for row in rows}
     ids.update(written)
     return written
 
-
-AUTHOR_FIELDS = ("sub", "name", "profession", "city", "region", "country")
 
 # The batch's admitted posts, in order: each published one takes the next seq and logs its
 # event; the insert's trigger numbers and counts them in the session's row, which this

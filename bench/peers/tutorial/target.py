@@ -17,7 +17,7 @@ import httpx
 from server.embedded import free_port
 
 from ...machine import tree
-from ...targets import Target, TargetConfig
+from ...targets import Target, TargetConfig, stop_process
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -74,13 +74,7 @@ class Tutorial(Target):
         raise TimeoutError(f"tutorial not ready; see {log}")
 
     async def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                await asyncio.to_thread(self.process.wait, 15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        await stop_process(self.process)
         self.process = None
 
     def ports(self) -> list[int]:
