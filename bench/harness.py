@@ -103,7 +103,8 @@ class Bench:
             "path_live": t.path_live,
             "since_query": t.since_query,
             "ready": t.ready_message,
-            "protocol": getattr(t, "protocol", "websocket"),  # "engineio": Socket.IO's clients
+            "protocol": t.protocol,
+            "hello": t.hello,
         }
 
     def watcher_processes(self, connections: int) -> int:
@@ -327,7 +328,8 @@ class Bench:
         generator_cpu = self_cpu() - cpu0
         worker_cpu = await asyncio.gather(*(w.call("cpu") for w in watchers + posters))
         generator_cpu += sum(r["cpu"] for r in worker_cpu)
-        await asyncio.sleep(1.3)  # the server copies its counters to /metrics every second
+        if "counters" in self.target.capabilities:
+            await asyncio.sleep(1.3)  # the server copies its counters to /metrics every second
         counters1 = await self.target.counters()
         rss_end = meter.sample().get("server", 0)
         results = await asyncio.gather(*(w.call("result", accepted=accepted) for w in watchers))

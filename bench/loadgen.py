@@ -82,6 +82,7 @@ class WatcherWorker:
         self.path_live = config["path_live"]  # "/v1/sessions/{slug}/live"
         self.since_query = config.get("since_query", "?since={since}")
         self.engineio = config.get("protocol", "websocket") == "engineio"
+        self.hello: bool = config.get("hello", True)
         self.watches: list[Watch] = []
         self.cache: dict[bytes, Parsed] = {}
         self.hists: dict[str, tuple[Histogram, Histogram]] = {}
@@ -270,7 +271,9 @@ class WatcherWorker:
         # The hello (naming the server process) comes right after the handshake; over Engine.IO,
         # the namespace's connect acknowledged.
         def waiting(w: Watch) -> bool:
-            return w.reader is not None and (not w.joined if self.engineio else w.server is None)
+            if w.reader is None:
+                return False
+            return not w.joined if self.engineio else self.hello and w.server is None
 
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and any(map(waiting, new)):  # noqa: ASYNC110

@@ -53,7 +53,9 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "slow-watcher": {
         "full": {"watchers": 100, "rate": 20, "duration": 120, "read_rate": 1024, "body": 2000},
-        "quick": {"watchers": 100, "rate": 20, "duration": 20, "read_rate": 1024, "body": 2000},
+        # Quick: long enough for the slow one to pass a 256 KiB bound plus 64 KiB in the kernel
+        # (40 KB/s sent, 1 KB/s read: about 9 s).
+        "quick": {"watchers": 100, "rate": 20, "duration": 14, "read_rate": 1024, "body": 2000},
         "smoke": {"watchers": 10, "rate": 20, "duration": 1.5, "read_rate": 1024, "body": 0},
     },
     "idle": {
@@ -162,6 +164,10 @@ async def two_processes(
 async def posting(
     env: Environment, target: type[Target], options: Options, size: dict[str, Any]
 ) -> tuple[list[Measurement], dict[str, Any]]:
+    if "history" not in target.capabilities:
+        # What posting measures is the storing of a post; a target that stores nothing has no
+        # figure to give (the issue runs the peers on scenarios 1-3 and 7-9 only).
+        return [], {"skipped": f"{target.name} stores nothing"}
     authors = 2000
     # Closed loop: nobody knows the rate beforehand. Allow each author 600 a minute in a
     # session (20,000 posts/s over the 2,000 authors): the per-person check still runs on
@@ -310,7 +316,7 @@ async def slow_watcher(env: Environment, target: type[Target], options: Options,
     async def body(bench: Bench) -> list[Measurement]:
         n = size["watchers"]
         base = await bench.fanout(f"{n} watchers, none slow", sessions=1, per_session=n,
-                                  rate=size["rate"], duration=min(10, size["duration"]),
+                                  rate=size["rate"], duration=min(5, size["duration"]),
                                   body_size=size["body"])  # fmt: skip
         with_slow = await bench.fanout(
             f"{n - 1} watchers + 1 reading {size['read_rate']} B/s", sessions=1,

@@ -30,6 +30,7 @@ class RedisPeer(Target):
     since_query = ""
     path_post = "/post/{slug}"
     ready_message = ""
+    hello = False
     app = ""
     redis_note = ""  # how the app uses Redis, for the report
 

@@ -59,6 +59,10 @@ class Target:
     ready_message: ClassVar[str] = '"type":"watching"'
     """A substring of the message that ends a replay ('' if the target sends none)."""
     needs_token: ClassVar[bool] = False
+    hello: ClassVar[bool] = True
+    """The server's first message names its process (``"server":...``); connecting waits for it."""
+    protocol: ClassVar[str] = "websocket"
+    """How watchers speak to it: ``websocket``, or ``engineio`` (Socket.IO's clients)."""
 
     def __init__(self, env: Environment, workdir: Path) -> None:
         self.env = env

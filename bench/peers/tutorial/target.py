@@ -30,6 +30,7 @@ class Tutorial(Target):
     since_query = ""
     path_post = "/post/{slug}"
     ready_message = ""
+    hello = False
 
     def __init__(self, env: Any, workdir: Path) -> None:
         super().__init__(env, workdir)
