@@ -57,6 +57,12 @@ class JSONResponse(Response):
         return encode(content)
 
 
+class EncodedJSON(Response):
+    """JSON encoded already (a kept page)."""
+
+    media_type = "application/json"
+
+
 def error_response(exc: BackchannelError) -> JSONResponse:
     retry = exc.retry_after
     headers = {"Retry-After": str(retry)} if retry is not None else None
@@ -244,24 +250,35 @@ async def list_comments(request: Request) -> Response:
     after = int_param(request, "after", source="query", maximum=2**31 - 1)
     if before is not None and after is not None:
         raise BadRequest("bad_cursor", "give before or after, not both")
-    settings = services(request).settings
-    page = await services(request).store.page(
-        session,
-        before=before,
-        after=after,
-        limit=settings.page_size,
-        replies=settings.replies_per_thread,
-    )
-    return JSONResponse(page)
+    svc = services(request)
+
+    async def read() -> tuple[int, bytes]:
+        page = await svc.store.page(
+            session,
+            before=before,
+            after=after,
+            limit=svc.settings.page_size,
+            replies=svc.settings.replies_per_thread,
+        )
+        return page.head, encode(page)
+
+    key = ("page", session.id, before, after)
+    return EncodedJSON(await svc.pages.get(key, session.last_seq, read))
 
 
 async def list_replies(request: Request) -> Response:
     root = comment_id(request)
-    store = services(request).store
-    session = await store.comment_session(root)
+    svc = services(request)
+    session = await svc.store.comment_session(root)
     after = int_param(request, "after", source="query")
-    page = await store.replies(session, root, after, services(request).settings.replies_per_thread)
-    return JSONResponse(page)
+
+    async def read() -> tuple[int, bytes]:
+        # Read after the session was: it shows at least what the session's head says.
+        page = await svc.store.replies(session, root, after, svc.settings.replies_per_thread)
+        return session.last_seq, encode(page)
+
+    key = ("replies", session.id, root, after)
+    return EncodedJSON(await svc.pages.get(key, session.last_seq, read))
 
 
 async def post_comment(request: Request) -> Response:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from .bus import Bus
     from .hub import Hub
+    from .pages import PageCache
 
 log = logging.getLogger("backchannel.metrics")
 
@@ -84,6 +85,16 @@ class Metrics:
             "Catch-up replays read from PostgreSQL (the rest came from memory)",
             registry=r,
         )
+        self.page_hits = Counter(
+            "backchannel_page_hits",
+            "Board pages served from memory (kept since their session's last event)",
+            registry=r,
+        )
+        self.page_reads = Counter(
+            "backchannel_page_reads",
+            "Board pages read from PostgreSQL (concurrent misses share one read)",
+            registry=r,
+        )
         self.redis_reconnects = Counter(
             "backchannel_redis_reconnects", "Reconnections of the Redis bus", registry=r
         )
@@ -116,10 +127,10 @@ class Metrics:
         self._task: Periodic | None = None
         self._server: MetricsServer | None = None
 
-    def start(self, hub: Hub, bus: Bus, pool: asyncpg.Pool, address: str) -> None:
+    def start(self, hub: Hub, bus: Bus, pool: asyncpg.Pool, pages: PageCache, address: str) -> None:
         """Copy the hub's counts every second; serve ``/metrics`` at ``address`` (unless empty,
         or a parent process serves every worker's)."""
-        self._task = Periodic("metrics", SYNC_INTERVAL, lambda: self._sync(hub, bus, pool))
+        self._task = Periodic("metrics", SYNC_INTERVAL, lambda: self._sync(hub, bus, pool, pages))
         self._task.start()
         if address and MULTIPROCESS not in os.environ:
             try:
@@ -141,10 +152,10 @@ class Metrics:
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
-    async def _sync(self, hub: Hub, bus: Bus, pool: asyncpg.Pool) -> None:
-        self.sync(hub, bus, pool)
+    async def _sync(self, hub: Hub, bus: Bus, pool: asyncpg.Pool, pages: PageCache) -> None:
+        self.sync(hub, bus, pool, pages)
 
-    def sync(self, hub: Hub, bus: Bus, pool: asyncpg.Pool) -> None:
+    def sync(self, hub: Hub, bus: Bus, pool: asyncpg.Pool, pages: PageCache) -> None:
         stats = hub.stats
         for name, value in (
             ("events_published", stats.published),
@@ -155,6 +166,8 @@ class Metrics:
             ("gap_fills", stats.gap_fills),
             ("catch_up_reads", stats.catch_up_reads),
             ("redis_reconnects", getattr(bus, "reconnects", 0)),
+            ("page_hits", pages.stats.hits),
+            ("page_reads", pages.stats.misses - pages.stats.shared),
         ):
             moved = value - self._seen.get(name, 0)
             if moved > 0:

@@ -19,6 +19,7 @@ from .limits import RateLimiter
 from .metrics import Metrics
 from .migrations import migrate
 from .notices import Notices
+from .pages import PageCache
 from .presence import Presence
 from .slowmode import SlowModeGovernor
 from .storage import Store
@@ -50,6 +51,7 @@ class Services:
     metrics: Metrics
     address_posts: RateLimiter
     address_connects: RateLimiter
+    pages: PageCache
 
     @classmethod
     async def open(cls, settings: Settings) -> Services:
@@ -82,7 +84,8 @@ class Services:
         slow_mode = SlowModeGovernor(store, hub)
         slow_mode.start()
         metrics = Metrics()
-        metrics.start(hub, bus, store.pool, settings.metrics_address)
+        pages = PageCache()
+        metrics.start(hub, bus, store.pool, pages, settings.metrics_address)
         log.info(
             "server %s ready (bus: %s)", settings.name, "redis" if settings.redis_url else "memory"
         )
@@ -102,6 +105,7 @@ class Services:
             address_connects=RateLimiter(
                 settings.address_connects_per_minute, settings.rate_limit_exempt
             ),
+            pages=pages,
         )
 
     async def close(self) -> None:
