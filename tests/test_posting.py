@@ -1,7 +1,7 @@
 """Posts written in batches (``server/storage/posting.py``), against a real PostgreSQL: a burst
-to one session shares transactions and still gets gapless seqs in commit order; each post in a
-batch is judged after the ones before it; a refused post writes nothing, and a post PostgreSQL
-rejects fails alone."""
+to one session, or to many, shares transactions and still gets gapless seqs in commit order in
+each session; each post in a batch is judged after the ones before it; a refused post writes
+nothing, and a post PostgreSQL rejects fails alone."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
+import msgspec
 import pytest
 
 from server.auth import Identity
@@ -142,3 +143,69 @@ async def test_the_same_client_key_twice_in_one_batch_posts_once(
     assert first[0].created and not second[0].created
     assert first[0].comment.id == second[0].comment.id and second[1] is None
     assert len(await seqs_and_numbers(store, session)) == 1
+
+
+async def test_posts_to_many_sessions_share_transactions_each_session_gapless(
+    server: InProcessServer, store: Store
+) -> None:
+    sessions = [await store.session((await new_board(server.url)).session) for _ in range(6)]
+    authors = [person(f"Author {i}") for i in range(12)]
+    outcomes = await asyncio.gather(
+        *(
+            store.post(sessions[i % 6], authors[i % 12], f"many {i} {nonce()}", None, None)
+            for i in range(240)
+        )
+    )
+    times = set()
+    for n, session in enumerate(sessions):
+        rows = await seqs_and_numbers(store, session)
+        assert len(rows) == 40
+        assert [r["seq"] for r in rows] == list(range(rows[0]["seq"], rows[0]["seq"] + 40))
+        assert [r["number"] for r in rows] == list(range(1, 41))
+        assert all(r["body"].startswith("many ") and int(r["body"].split()[1]) % 6 == n
+                   for r in rows)  # fmt: skip
+        times |= {r["created_at"] for r in rows}
+        # Each event's total counts the session's comments up to and including it.
+        mine = sorted((r.seq, e) for r, e in outcomes if r.comment.session == session.slug)
+        totals = [msgspec.json.decode(e)["total"] for _, e in mine]  # type: ignore[arg-type]
+        assert totals == list(range(1, 41))
+    # One transaction's posts share its clock: 240 posts over 6 sessions in far fewer.
+    assert len(times) < 120
+
+
+async def test_a_closed_session_refuses_its_posts_and_not_the_others_of_the_batch(
+    server: InProcessServer, store: Store
+) -> None:
+    open_one = await store.session((await new_board(server.url)).session)
+    closed = await store.session((await new_board(server.url, state="closed")).session)
+    outcomes = await asyncio.gather(
+        *(store.post(open_one, person(), f"open {nonce()}", None, None) for _ in range(10)),
+        *(store.post(closed, person(), f"closed {nonce()}", None, None) for _ in range(5)),
+        return_exceptions=True,
+    )
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(refused) == 5 and all(getattr(o, "code", "") == "session_closed" for o in refused)
+    assert len(await seqs_and_numbers(store, open_one)) == 10
+    assert await seqs_and_numbers(store, closed) == []
+
+
+async def test_two_processes_batching_the_same_sessions_never_deadlock(
+    server: InProcessServer, store: Store, database_url: str
+) -> None:
+    other = await Store.connect(database_url, 4)  # a second process's store
+    try:
+        sessions = [await store.session((await new_board(server.url)).session) for _ in range(5)]
+        # Each store meets the sessions in its own order; both lock them in id order.
+        posts = [
+            (store if i % 2 else other).post(
+                sessions[(i * 3 if i % 2 else -i) % 5], person(), f"both {nonce()}", None, None
+            )
+            for i in range(300)
+        ]
+        outcomes = await asyncio.gather(*posts)
+        assert all(result.seq is not None for result, _ in outcomes)
+        for session in sessions:
+            rows = await seqs_and_numbers(store, session)
+            assert [r["seq"] for r in rows] == list(range(rows[0]["seq"], rows[0]["seq"] + 60))
+    finally:
+        await other.close()

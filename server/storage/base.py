@@ -375,16 +375,16 @@ class Standing:
         )
 
 
-def sanctions_in_force(author: str) -> str:
-    """The sanctions in force for the author ``author`` (an SQL expression) in event $3."""
-    return f"""sanctions x WHERE x.event_id = $3 AND x.author_id = {author}
+def sanctions_in_force(author: str, event: str = "$3") -> str:
+    """The sanctions in force for the author ``author`` in event ``event`` (SQL expressions)."""
+    return f"""sanctions x WHERE x.event_id = {event} AND x.author_id = {author}
     AND x.lifted_at IS NULL AND (x.until IS NULL OR x.until > now())"""
 
 
-def standing_columns(author: str) -> str:
-    """The columns of :class:`Standing` for the author ``author`` (an SQL expression) in
-    session ``s`` of event $3, and whether the session takes posts now (``accepting``)."""
-    in_force = sanctions_in_force(author)
+def standing_columns(author: str, event: str = "$3") -> str:
+    """The columns of :class:`Standing` for the author ``author`` in session ``s`` of event
+    ``event`` (SQL expressions), and whether the session takes posts now (``accepting``)."""
+    in_force = sanctions_in_force(author, event)
     mine = f"FROM comments c WHERE c.session_id = s.id AND c.author_id = {author}"
     last_minute = "c.created_at > now() - interval '1 minute'"
     return f"""{ACCEPTING} AS accepting, now() AS now,

@@ -135,18 +135,19 @@ class CommentStore(StoreBase):
         return result, event
 
     async def write_posts(self, batch: list[Post]) -> list[Written | BackchannelError]:
-        """Write a batch of one session's posts in one transaction under its lock (see
+        """Write a batch of posts in one transaction under the locks of their sessions (see
         :class:`PostQueue`); each outcome is the post's result or why it was refused."""
         async with self._connection() as conn:
-            # The transaction and the session's lock in one round trip (simple query protocol;
-            # the id is an integer). The lock is a statement of its own: the batch's statements
-            # take their snapshots after it, and see what committed while this one waited.
-            session_id = int(batch[0].session.id)
+            # The transaction and the sessions' locks in one round trip (simple query protocol;
+            # the ids are integers), taken in id order as every batch takes them. The locks are
+            # a statement of their own: the batch's statements take their snapshots after it,
+            # and see what committed while this one waited.
+            ids = ", ".join(str(i) for i in sorted({int(post.session.id) for post in batch}))
             # Generic plans: the batch's statements take arrays whose contents do not change
             # the best plan, and planning them anew would cost more than running them.
             await conn.execute(
                 "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; "
-                f"SELECT 1 FROM sessions WHERE id = {session_id} FOR NO KEY UPDATE"
+                f"SELECT 1 FROM sessions WHERE id IN ({ids}) ORDER BY id FOR NO KEY UPDATE"
             )
             try:
                 outcomes, authors = await write_batch(self, conn, batch)

@@ -1,11 +1,14 @@
-"""Posting: a session's comments written in batches, one transaction per session at a time.
+"""Posting: comments written in batches, many posts (of one session or of many) per transaction.
 
 A session's posts are serialised by its row lock (gapless seqs, commit order = seq order). If
 each post took the lock, a pooled connection and a commit of its own, a busy session would
-accept one post per commit and its waiting posts would hold the whole pool. Instead the posts
-that reach a process while one of the session's batches is being written wait in memory,
-holding no connection, and the next transaction writes all of them: one lock, one commit (one
-WAL flush), and a handful of statements whatever the batch's size.
+accept one post per commit and its waiting posts would hold the whole pool; and a process taking
+posts for many sessions at once would pay a transaction, its round trips and a WAL flush for each
+one. Instead the posts that reach a process while a batch is being written wait in memory,
+holding no connection, and the next transaction writes them all, whatever their sessions: it
+locks their sessions (in id order, as every batch does, so two processes' batches cannot
+deadlock), and writes them in a handful of statements whatever the batch's size, with one
+commit (one WAL flush).
 
 Each post is judged in that transaction after the ones before it (so slow mode and the
 per-minute limit see them), and every refusal happens before the post writes anything, so a
@@ -89,54 +92,59 @@ class Post:
 
 
 class PostQueue:
-    """Per process: each session's waiting posts and the one task writing them."""
+    """Per process: the posts waiting for the next batch, in arrival order, and the one task
+    writing them."""
 
     def __init__(self, store: CommentStore) -> None:
         self._store = store
-        self._waiting: dict[int, deque[Post]] = {}
-        self._writers: set[asyncio.Task[None]] = set()
+        self._waiting: deque[Post] = deque()
+        self._per_session: Counter[int] = Counter()
+        self._writer: asyncio.Task[None] | None = None
 
     async def submit(self, post: Post) -> Written:
         session = post.session
-        queue = self._waiting.get(session.id)
-        if queue is None:
-            queue = self._waiting[session.id] = deque()
+        if self._per_session[session.id] >= MAX_WAITING:
+            log.warning("session %s: %d posts waiting, refusing more", session.slug, MAX_WAITING)
+            raise Unavailable("session_busy", "this session has too many posts waiting; retry")
+        self._waiting.append(post)
+        self._per_session[session.id] += 1
+        if self._writer is None:
             # In a context of its own: it writes for many requests, and its log lines belong
             # to none of them (each post's own line is logged by its request).
-            writer = asyncio.create_task(
-                self._drain(session, queue),
-                name=f"posts of session {session.slug}",
-                context=contextvars.Context(),
+            self._writer = asyncio.create_task(
+                self._drain(), name="posts", context=contextvars.Context()
             )
-            self._writers.add(writer)
-            writer.add_done_callback(self._writers.discard)
-        elif len(queue) >= MAX_WAITING:
-            log.warning("session %s: %d posts waiting, refusing more", session.slug, len(queue))
-            raise Unavailable("session_busy", "this session has too many posts waiting; retry")
-        queue.append(post)
         return await post.done
 
     async def close(self) -> None:
         """Wait for the batches under way (their posts' requests are waiting for them)."""
-        if self._writers:
-            await asyncio.gather(*self._writers, return_exceptions=True)
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
 
-    async def _drain(self, session: SessionRecord, queue: deque[Post]) -> None:
+    def _next_batch(self) -> list[Post]:
+        batch: list[Post] = []
+        while self._waiting and len(batch) < MAX_BATCH:
+            post = self._waiting.popleft()
+            self._per_session[post.session.id] -= 1
+            if not self._per_session[post.session.id]:
+                del self._per_session[post.session.id]
+            if not post.done.done():  # not abandoned before its turn
+                batch.append(post)
+        return batch
+
+    async def _drain(self) -> None:
         try:
-            while queue:
-                batch: list[Post] = []
-                while queue and len(batch) < MAX_BATCH:
-                    post = queue.popleft()
-                    if not post.done.done():  # not abandoned before its turn
-                        batch.append(post)
+            while self._waiting:
+                batch = self._next_batch()
                 if batch:
                     await self._write(batch)
         finally:
             # No await between the queue running dry and this: a post arriving now starts a
             # writer of its own. Posts left here mean this task was cancelled.
-            del self._waiting[session.id]
-            while queue:
-                queue.popleft().settle(asyncio.CancelledError())
+            self._writer = None
+            while self._waiting:
+                self._waiting.popleft().settle(asyncio.CancelledError())
+            self._per_session.clear()
 
     async def _write(self, batch: list[Post]) -> None:
         outcomes: list[Written | BaseException]
@@ -146,9 +154,10 @@ class PostQueue:
             # A statement of one post broke the transaction (a constraint, a concurrent retry
             # with the same client key): write each post alone, so that only that one fails.
             if len(batch) > 1:
+                slugs = sorted({post.session.slug for post in batch})
                 log.warning(
-                    "session %s: a batch of %d posts failed (%s: %s); writing them one by one",
-                    batch[0].session.slug, len(batch), type(exc).__name__, exc,
+                    "a batch of %d posts (sessions %s) failed (%s: %s); writing them one by one",
+                    len(batch), ", ".join(slugs), type(exc).__name__, exc,
                 )  # fmt: skip
             outcomes = []
             for post in batch:
@@ -187,37 +196,38 @@ class Admitted:
 async def write_batch(
     store: CommentStore, conn: asyncpg.Connection, batch: list[Post]
 ) -> tuple[list[Written | BackchannelError], dict[str, int]]:
-    """Write a batch of one session's posts in the caller's transaction, which holds the
-    session's lock, in a handful of statements whatever its size: each post's outcome (its
-    result, or why it was refused, having written nothing), and the ids of the authors written
-    (to remember once the transaction has committed)."""
-    session = batch[0].session
+    """Write a batch of posts in the caller's transaction, which holds the locks of their
+    sessions, in a handful of statements whatever its size: each post's outcome (its result, or
+    why it was refused, having written nothing), and the ids of the authors written (to
+    remember once the transaction has committed)."""
     outcomes: list[Written | BackchannelError | None] = [None] * len(batch)
     author_ids, uncached = await author_ids_of(store, conn, batch)
+    # Every post gets its row (LEFT JOIN): a session gone meanwhile reads as not accepting.
     rows = await conn.fetch(
-        f"""SELECT i.n, {standing_columns("i.author_id")},
+        f"""SELECT i.n, {standing_columns("i.author_id", event="s.event_id")},
                 (SELECT c.id FROM comments c WHERE c.session_id = s.id
                    AND c.author_id = i.author_id AND c.client_key = i.client_key) AS existing,
                 p.session_id AS parent_session, p.root_id AS parent_root,
                 p.depth AS parent_depth, p.status AS parent_status
-            FROM unnest($2::bigint[], $4::text[], $5::bigint[])
-                     WITH ORDINALITY AS i(author_id, client_key, parent_id, n)
-                 JOIN sessions s ON s.id = $1
+            FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[])
+                     WITH ORDINALITY AS i(session_id, author_id, client_key, parent_id, n)
+                 LEFT JOIN sessions s ON s.id = i.session_id
                  LEFT JOIN comments p ON p.id = i.parent_id
             ORDER BY i.n""",
-        session.id,
+        [post.session.id for post in batch],
         [author_ids.get(post.who.sub) for post in batch],
-        session.event_id,
         [post.client_key for post in batch],
         [post.parent_id for post in batch],
     )
     admitted: list[Admitted] = []
     retried: dict[int, int] = {}  # index -> the stored comment its client key names
     repeats: dict[int, int] = {}  # index -> the earlier post of this batch with its client key
-    keys: dict[tuple[str, str], int] = {}
-    standings: dict[str, Standing] = {}
+    keys: dict[tuple[int, str, str], int] = {}
+    standings: dict[tuple[int, str], Standing] = {}  # (session, author) -> as of their last post
     for index, (post, row) in enumerate(zip(batch, rows, strict=True)):
-        key = (post.who.sub, post.client_key) if post.client_key is not None else None
+        session = post.session
+        author = (session.id, post.who.sub)
+        key = (*author, post.client_key) if post.client_key is not None else None
         try:
             if not row["accepting"]:
                 raise Conflict(
@@ -231,12 +241,12 @@ async def write_batch(
                 continue
             root_id, depth = parent_place(session, post.parent_id, row)
             # Judged after this author's earlier posts in the batch, as if each had committed.
-            standing = standings.get(post.who.sub) or Standing.of(row)
+            standing = standings.get(author) or Standing.of(row)
             hold = post.admit(standing) if post.admit is not None else post.hold
         except BackchannelError as refused:
             outcomes[index] = refused
             continue
-        standings[post.who.sub] = standing.after_post()
+        standings[author] = standing.after_post()
         if key is not None:
             keys[key] = index
         admitted.append(Admitted(index, root_id, depth, hold))
@@ -247,7 +257,7 @@ async def write_batch(
     if retried:
         stored = await store.comments(conn, list(retried.values()))
         for index, comment_id in retried.items():
-            found = PostResult(own_view(stored[comment_id], session), None, False)
+            found = PostResult(own_view(stored[comment_id], batch[index].session), None, False)
             outcomes[index] = (found, None)
     for index, first in repeats.items():
         earlier = outcomes[first]
@@ -303,32 +313,37 @@ async def write_authors(
     return written
 
 
-# The batch's admitted posts, in order: each published one takes the next seq and logs its
-# event; the insert's trigger numbers and counts them in the session's row, which this
-# statement took first (so ``count_before`` is the session's total before the batch).
+# The batch's admitted posts, in order: each published one takes the next seq of its session
+# and logs its event; the insert's trigger numbers and counts them in their session's row, which
+# this statement took first (so ``count_before`` is the session's total before the batch).
 INSERT_COMMENTS = f"""
 WITH input AS (
-        SELECT * FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::integer[], $6::text[],
-                             $7::text[], $8::boolean[], $9::timestamptz[], $10::text[],
-                             $11::text[], $12::text[])
-            WITH ORDINALITY AS i(author_id, parent_id, root_id, depth, body, client_key,
-                                 question, at, status, hold_reason, hold_match, n)),
-    s AS (UPDATE sessions SET last_seq = last_seq + $13 WHERE id = $1
-          RETURNING last_seq, comment_count),
+        SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
+                             $5::integer[], $6::text[], $7::text[], $8::boolean[],
+                             $9::timestamptz[], $10::text[], $11::text[], $12::text[])
+            WITH ORDINALITY AS i(session_id, author_id, parent_id, root_id, depth, body,
+                                 client_key, question, at, status, hold_reason, hold_match, n)),
+    counts AS (SELECT session_id, count(*) FILTER (WHERE status = 'published') AS published
+               FROM input GROUP BY session_id),
+    s AS (UPDATE sessions SET last_seq = last_seq + counts.published FROM counts
+          WHERE sessions.id = counts.session_id
+          RETURNING sessions.id, sessions.last_seq, sessions.comment_count, counts.published),
     c AS (INSERT INTO comments (session_id, author_id, parent_id, root_id, depth, body,
                                 client_key, question, created_at, status, hold_reason,
                                 hold_match)
-          SELECT $1, author_id, parent_id, root_id, depth, body, client_key, question,
-                 coalesce(at, now()), status, hold_reason, hold_match
-          FROM input CROSS JOIN s ORDER BY n
+          SELECT i.session_id, author_id, parent_id, root_id, depth, body, client_key,
+                 question, coalesce(at, now()), status, hold_reason, hold_match
+          FROM input i JOIN s ON s.id = i.session_id ORDER BY n
           RETURNING *),
     e AS (INSERT INTO session_events (session_id, seq, kind, comment_id)
-          SELECT $1, s.last_seq - $13 + p.k, 'comment.created', p.id
-          FROM (SELECT id, row_number() OVER (ORDER BY id) AS k FROM c
-                WHERE status = 'published') p CROSS JOIN s
+          SELECT p.session_id, s.last_seq - s.published + p.k, 'comment.created', p.id
+          FROM (SELECT id, session_id,
+                       row_number() OVER (PARTITION BY session_id ORDER BY id) AS k
+                FROM c WHERE status = 'published') p JOIN s ON s.id = p.session_id
           RETURNING seq, comment_id, at)
 SELECT {COMMENT}, e.seq, e.at AS event_at, s.comment_count AS count_before
-FROM c JOIN authors a ON a.id = c.author_id CROSS JOIN s LEFT JOIN e ON e.comment_id = c.id
+FROM c JOIN authors a ON a.id = c.author_id JOIN s ON s.id = c.session_id
+    LEFT JOIN e ON e.comment_id = c.id
 ORDER BY c.id"""
 
 
@@ -340,9 +355,9 @@ async def insert_comments(
     outcomes: list[Written | BackchannelError | None],
 ) -> None:
     """Insert the admitted posts in one statement, in order, and fill in their outcomes."""
-    session = batch[0].session
     posts = [batch[a.index] for a in admitted]
     columns: list[list[object]] = [
+        [post.session.id for post in posts],
         [author_ids[post.who.sub] for post in posts],
         [post.parent_id for post in posts],
         [a.root_id for a in admitted],
@@ -355,32 +370,33 @@ async def insert_comments(
         [a.hold.reason if a.hold else None for a in admitted],
         [a.hold.match if a.hold else None for a in admitted],
     ]
-    published = sum(a.hold is None for a in admitted)
-    rows = await conn.fetch(INSERT_COMMENTS, session.id, *columns, published)
+    rows = await conn.fetch(INSERT_COMMENTS, *columns)
     parents = {post.parent_id for post in posts if post.parent_id is not None}
     found = await ancestors(conn, parents)
     later: Counter[int] = Counter()  # replies of this batch after the one at hand, per ancestor
-    events: list[tuple[int, asyncpg.Record, list[ReplyCount]]] = []
+    events: list[tuple[Post, int, asyncpg.Record, list[ReplyCount]]] = []
     for a, row in reversed(list(zip(admitted, rows, strict=True))):
         post = batch[a.index]
         if a.hold is not None:
-            support = session.support_message if a.hold.reason == "crisis" else None
-            held = PostResult(own_view(row, session), None, True, support or None)
+            support = post.session.support_message if a.hold.reason == "crisis" else None
+            held = PostResult(own_view(row, post.session), None, True, support or None)
             outcomes[a.index] = (held, None)
             continue
         # Each event carries its ancestors' counts as of that event, not as of the batch.
         line = list(thread_above(post.parent_id, found))
         counts = [ReplyCount(id=up, reply_count=found[up][1] - later[up]) for up in line]
         later.update(line)
-        events.append((a.index, row, counts))
-    first = min((row["seq"] for _, row, _ in events), default=0)
-    for index, row, counts in events:
-        comment = comment_view(row, session.slug)
+        events.append((post, a.index, row, counts))
+    first: dict[int, int] = {}  # session -> its first seq in this batch
+    for post, _, row, _ in events:
+        first[post.session.id] = min(row["seq"], first.get(post.session.id, row["seq"]))
+    for post, index, row, counts in events:
+        comment = comment_view(row, post.session.slug)
         event = Event(
             seq=row["seq"],
             kind="comment.created",
             at=row["event_at"],
-            total=row["count_before"] + row["seq"] - first + 1,
+            total=row["count_before"] + row["seq"] - first[post.session.id] + 1,
             comment=comment,
             reply_counts=counts,
         )
