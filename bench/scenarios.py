@@ -32,9 +32,23 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "smoke": {"watchers": 10, "rate": 20, "duration": 1.5},
     },
     "posting": {
-        "full": {"sessions": [1, 100], "concurrency": 64, "duration": 20, "watchers": 10},
-        "quick": {"sessions": [1, 100], "concurrency": 16, "duration": 5, "watchers": 2},
-        "smoke": {"sessions": [1, 5], "concurrency": 4, "duration": 1, "watchers": 1},
+        # Closed loops (as fast as ``concurrency`` clients get answers), then one session at a
+        # fixed ``rate``: the post latency a session shows while taking that many a second.
+        "full": {
+            "sessions": [1, 100],
+            "concurrency": 64,
+            "duration": 20,
+            "watchers": 10,
+            "rate": 1000,
+        },
+        "quick": {
+            "sessions": [1, 100],
+            "concurrency": 16,
+            "duration": 5,
+            "watchers": 2,
+            "rate": 500,
+        },
+        "smoke": {"sessions": [1, 5], "concurrency": 4, "duration": 1, "watchers": 1, "rate": 20},
     },
     "history": {
         "full": {"comments": 100_000, "concurrency": 16, "duration": 15},
@@ -190,6 +204,15 @@ async def posting(
                     duration=size["duration"],
                 )
             )
+        out.append(
+            await bench.fanout(
+                f"1 session, {size['rate']:,} posts/s",
+                sessions=1,
+                per_session=size["watchers"],
+                rate=size["rate"],
+                duration=size["duration"],
+            )
+        )
         return out
 
     return await _with(env, target, options, "posting", config, body)

@@ -61,6 +61,8 @@ SESSION_FROM = "sessions s JOIN events e ON e.id = s.event_id"
 ACCEPTING = """s.state = 'open' AND (s.opens_at IS NULL OR s.opens_at <= now())
     AND (s.closes_at IS NULL OR now() < s.closes_at)"""
 
+STATEMENT_LIFETIME = 30  # seconds a prepared statement (and its cached plan) is kept
+
 LOST_CONNECTION_ERRORS = (asyncpg.InterfaceError, asyncpg.exceptions._base.InternalClientError)
 CONNECTION_ERRORS = (
     OSError,
@@ -204,8 +206,15 @@ class StoreBase:
 
     @classmethod
     async def connect(cls, dsn: str, size: int) -> Self:
+        # Prepared statements are made anew after STATEMENT_LIFETIME: a plan (posting uses
+        # generic plans) chosen while a table was small or its statistics stale is not kept
+        # once the table has grown.
         pool = await asyncpg.create_pool(
-            dsn, min_size=min(2, size), max_size=size, reset=keep_session_state
+            dsn,
+            min_size=min(2, size),
+            max_size=size,
+            reset=keep_session_state,
+            max_cached_statement_lifetime=STATEMENT_LIFETIME,
         )
         return cls(pool)
 

@@ -212,7 +212,10 @@ async def write_batch(
             FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[])
                      WITH ORDINALITY AS i(session_id, author_id, client_key, parent_id, n)
                  LEFT JOIN sessions s ON s.id = i.session_id
-                 LEFT JOIN comments p ON p.id = i.parent_id
+                 -- One index lookup per reply (LIMIT keeps it a lookup: as a join, the planner
+                 -- may scan the whole table when it thinks it small).
+                 LEFT JOIN LATERAL (SELECT p.session_id, p.root_id, p.depth, p.status
+                                    FROM comments p WHERE p.id = i.parent_id LIMIT 1) p ON true
             ORDER BY i.n""",
         [post.session.id for post in batch],
         [author_ids.get(post.who.sub) for post in batch],
