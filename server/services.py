@@ -14,6 +14,7 @@ from .bus import Bus
 from .bus_memory import MemoryBus
 from .config import Settings
 from .errors import ConfigError
+from .heap import tune as tune_collector
 from .hub import Hub
 from .limits import RateLimiter
 from .metrics import Metrics
@@ -55,6 +56,7 @@ class Services:
 
     @classmethod
     async def open(cls, settings: Settings) -> Services:
+        tune_collector()
         if not settings.database_url:
             raise ConfigError(
                 "DATABASE_URL is not set (`backchannel serve` starts an embedded one)"

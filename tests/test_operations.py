@@ -5,6 +5,7 @@ the admin view of the busiest sessions. Real processes, real sockets, real Postg
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import re
 import signal
@@ -20,6 +21,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from client import Api, ApiError, Feed
+from server import heap
 from server.config import Settings
 
 from .conftest import Board, make_token, new_board
@@ -330,3 +332,8 @@ def test_the_grafana_dashboard_uses_only_metrics_the_server_exports() -> None:
     assert queried <= exported, f"not exported: {sorted(queried - exported)}"
     shown = {re.sub(r"_(total|bucket|count|sum)$", "", name) for name in queried}
     assert set(families) <= shown, f"not on the dashboard: {sorted(set(families) - shown)}"
+
+
+def test_a_started_server_sets_the_collector_for_many_connections(server: InProcessServer) -> None:
+    # The in-process server shares this process's collector: its lifespan set the thresholds.
+    assert gc.get_threshold() == (heap.YOUNG, heap.MIDDLE, heap.OLD)
