@@ -5,6 +5,7 @@ Hand-written findings in bench/findings.md are included as they are."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -137,18 +138,18 @@ def render(records: dict[str, dict[str, Any]], charts: Path, docs: Path) -> str:
     )
     if backchannel:
         pg = backchannel["postgres"]
+        settings = ", ".join(
+            f"`{k}={pg[k]}`"
+            for k in ("fsync", "synchronous_commit", "full_page_writes", "wal_sync_method")
+            if k in pg
+        )
         lines += [
-            "Backchannel ran as in production: `backchannel serve --workers N` with `REDIS_URL`, on",
-            f"an embedded PostgreSQL {pg.get('server_version', '')} with "
-            + ", ".join(
-                f"`{k}={pg[k]}`"
-                for k in ("fsync", "synchronous_commit", "full_page_writes", "wal_sync_method")
-                if k in pg
-            )  # fmt: skip
-            + ", the community rules on (and the event's own word lists), posts from many",
-            "authors (one token `sub` each). Limits were raised for the load generator only:",
-            "`RATE_LIMIT_EXEMPT=127.0.0.0/8`, and `POSTS_PER_MINUTE` just above each author's share",
-            "of the scenario's rate (each table says what it was).",
+            "Backchannel ran as in production: `backchannel serve --workers N` with `REDIS_URL`,",
+            f"on an embedded PostgreSQL {pg.get('server_version', '')} with {settings}, the",
+            "community rules on (and the event's own word lists), posts from many authors (one",
+            "token `sub` each). Limits were raised for the load generator only:",
+            "`RATE_LIMIT_EXEMPT=127.0.0.0/8`, and `POSTS_PER_MINUTE` just above each author's",
+            "share of the scenario's rate (each table says what it was).",
             "",
         ]
     lines += [
@@ -353,8 +354,8 @@ def split_lines(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
 
 def history_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
     out = [
-        "| target | request | p50 / p99 / max (ms) | requests/s | bytes | server CPU / request (ms) "
-        "| errors |",
+        "| target | request | p50 / p99 / max (ms) | requests/s | bytes "
+        "| server CPU / request (ms) | errors |",
         "|---|---|---|---|---|---|---|",
     ]
     for target, m in rows:
@@ -393,8 +394,6 @@ def chart_for(name: str, rows: list[tuple[str, dict[str, Any]]], value: Any, uni
     series: dict[str, list[float | None]] = {}
     for target, m in rows:
         values = series.setdefault(target, [None] * len(labels))
-        try:
+        with contextlib.suppress(KeyError, TypeError):
             values[labels.index(m["label"])] = value(m)
-        except (KeyError, TypeError):
-            pass
     return grouped_bars(f"{name}: {unit}", labels, series, unit)

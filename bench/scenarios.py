@@ -317,8 +317,9 @@ async def many_rooms(
     return await _with(env, target, options, "many-rooms", config, body)
 
 
-async def slow_watcher(env: Environment, target: type[Target], options: Options,
-                       size: dict[str, Any]) -> tuple[list[Measurement], dict[str, Any]]:  # fmt: skip
+async def slow_watcher(
+    env: Environment, target: type[Target], options: Options, size: dict[str, Any]
+) -> tuple[list[Measurement], dict[str, Any]]:
     authors = authors_for(size["rate"])
     config = TargetConfig(authors=authors, posts_per_minute=per_minute(size["rate"], authors))
     slow = {"session": 0, "group": "slow", "read_rate": size["read_rate"],

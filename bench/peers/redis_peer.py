@@ -18,7 +18,7 @@ import httpx
 from server.embedded import free_port
 
 from ..machine import tree
-from ..targets import Target, TargetConfig, stop_process
+from ..targets import Target, TargetConfig, spawn, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,7 +60,7 @@ class RedisPeer(Target):
                      "--no-access-log", "--backlog", "4096",
                      *self.uvicorn_options(config)]  # fmt: skip
         log = self.workdir / f"{self.name}-{label}.log"
-        self.process = await asyncio.to_thread(spawn, self.argv, environment, log)
+        self.process = spawn(self.argv, log, cwd=ROOT, environment=environment)
         # Ready once every worker has answered (each connection may land on any of them).
         seen: set[int] = set()
         deadline = time.monotonic() + 60
@@ -94,8 +94,3 @@ class RedisPeer(Target):
             "command": " ".join(Path(a).name if a.startswith("/") else a for a in self.argv),
             "redis": self.redis_note,
         }
-
-
-def spawn(argv: list[str], environment: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen(argv, env=environment, cwd=ROOT, stdout=out, stderr=out)

@@ -121,6 +121,16 @@ class Target:
         raise NotImplementedError
 
 
+def spawn(
+    argv: list[str], log: Path, *, cwd: Path, environment: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a target's process, its output appended to ``log``."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            argv, env=environment, cwd=cwd, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
 async def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
     """Stop a target's process tree: SIGTERM (uvicorn's and our servers' graceful stop), then
     SIGKILL if it has not ended within ``timeout`` seconds."""

@@ -25,7 +25,7 @@ from server.auth import issue_token
 from server.embedded import free_port
 
 from ..machine import tree
-from . import Target, TargetConfig, stop_process
+from . import Target, TargetConfig, spawn, stop_process
 
 ISSUER = "backchannel-bench"
 AUDIENCE = "backchannel-bench"
@@ -119,14 +119,9 @@ class Backchannel(Target):
         from tests.topology import SETTING_NAMES
 
         inherited = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                command(),
-                env={**inherited, **settings},
-                cwd=self.workdir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.process = spawn(
+            command(), self.log_path, cwd=self.workdir, environment={**inherited, **settings}
+        )
         await self._wait_ready()
         async with self._api() as api:
             self.event = f"bench-{self.env.run}-{label}"[:60]

@@ -17,7 +17,9 @@ import httpx
 from server.embedded import free_port
 
 from ..machine import tree
-from . import Target, TargetConfig, stop_process
+from . import Target, TargetConfig, spawn, stop_process
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Floor(Target):
@@ -56,13 +58,8 @@ class Floor(Target):
         if config.processes > 1:
             self.args += ["--redis", await self.env.redis_url()]
         self.log_path = self.workdir / f"floor-{label}.log"
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "bench.targets.floor_server", *self.args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=Path(__file__).resolve().parents[2],
-            )
+        argv = [sys.executable, "-m", "bench.targets.floor_server", *self.args]
+        self.process = spawn(argv, self.log_path, cwd=ROOT)
         deadline = time.monotonic() + 60
         async with httpx.AsyncClient() as http:
             while time.monotonic() < deadline:

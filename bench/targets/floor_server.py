@@ -353,6 +353,7 @@ class Server:
         self.ping_interval = args.ping_interval
         self.redis: Any = None
         self.script: Any = None
+        self.subscribed = asyncio.Event()  # the publish script is registered
 
     def session(self, slug: str) -> Session:
         session = self.sessions.get(slug)
@@ -376,6 +377,7 @@ class Server:
 
         self.redis = redis.from_url(self.redis_url)
         self.script = self.redis.register_script(PUBLISH)
+        self.subscribed.set()
         pubsub = self.redis.pubsub()
         await pubsub.psubscribe("floor:*")
         async for message in pubsub.listen():
@@ -406,8 +408,7 @@ class Server:
         tasks = []
         if self.redis_url:
             tasks.append(asyncio.create_task(self.listen_redis()))
-            while self.script is None:
-                await asyncio.sleep(0.01)
+            await self.subscribed.wait()
         if self.stats_dir is not None:
             tasks.append(asyncio.create_task(self.write_stats()))
         if self.ping_interval > 0:

@@ -17,7 +17,7 @@ import httpx
 from server.embedded import free_port
 
 from ...machine import tree
-from ...targets import Target, TargetConfig, stop_process
+from ...targets import Target, TargetConfig, spawn, stop_process
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -52,10 +52,7 @@ class Tutorial(Target):
                      "--no-access-log", "--ws-ping-interval", str(ping),
                      "--backlog", "4096"]  # fmt: skip
         log = self.workdir / f"tutorial-{label}.log"
-        with open(log, "ab") as out:
-            self.process = subprocess.Popen(
-                self.argv, env=environment, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
-            )
+        self.process = spawn(self.argv, log, cwd=ROOT, environment=environment)
         deadline = time.monotonic() + 60
         async with httpx.AsyncClient() as http:
             while time.monotonic() < deadline:
