@@ -78,7 +78,7 @@ async def live(websocket: WebSocket) -> None:
     except BackchannelError as exc:
         sink.close(exc.close_code, exc.message)
         return
-    await Connection(services, session, sink).run(websocket, since)
+    await Connection(services, session, sink).run(since)
 
 
 def _since(value: str | None) -> int | None:
@@ -90,6 +90,23 @@ def _since(value: str | None) -> int | None:
 
 
 class Connection:
+    """One watcher's connection, once accepted. :meth:`run` sets it up, then hands it over to
+    the transport (``RawSink.hand_over``) and the app returns: an idle watcher then holds no task,
+    no coroutine frames and no ASGI scope, only this, its :class:`~server.hub.Watcher` and
+    uvicorn's protocol. The client's messages come to :meth:`receive`, one at a time."""
+
+    __slots__ = (
+        "_expiry",
+        "_last",
+        "_tokens",
+        "hub",
+        "identity",
+        "services",
+        "session",
+        "sink",
+        "watcher",
+    )
+
     def __init__(self, services: Services, session: SessionRecord, sink: RawSink) -> None:
         self.services = services
         self.session = session
@@ -101,7 +118,7 @@ class Connection:
         self._tokens = float(BURST)
         self._last = time.monotonic()
 
-    async def run(self, websocket: WebSocket, since: int | None) -> None:
+    async def run(self, since: int | None) -> None:
         hello = {
             "type": "hello",
             "session": self.session.slug,
@@ -114,17 +131,29 @@ class Connection:
                 channel = await self.hub.watch(self.session, self.watcher, since)
             except BackchannelError as exc:
                 self.sink.close(exc.close_code, exc.message)
+                self._end()
                 return
             count = max(channel.watching, len(channel.watchers))
             self.sink.send(watching_message(self.session.slug, count))
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                await self._handle(message)
-        finally:
-            self._forget_identity()
-            self.hub.leave(self.watcher)
+            self.sink.hand_over(self.receive)
+        except BaseException:
+            self._end()
+            raise
+
+    async def receive(self, message: Mapping[str, Any]) -> None:
+        """One event from the client, after the hand-over; a disconnect is the last."""
+        if message["type"] == "websocket.disconnect":
+            self._end()
+            return
+        try:
+            await self._handle(message)
+        except BaseException:
+            self._end()
+            raise
+
+    def _end(self) -> None:
+        self._forget_identity()
+        self.hub.leave(self.watcher)
 
     async def _handle(self, message: Mapping[str, Any]) -> None:
         if not self._allow():
