@@ -17,7 +17,7 @@ import pytest
 from server.auth import Identity
 from server.errors import BackchannelError, Forbidden, TooManyRequests
 from server.moderation import admit
-from server.storage import Hold, SessionRecord, Standing, Store
+from server.storage import Hold, SessionRecord, Standing, Store, posting
 
 from .conftest import new_board, nonce
 from .servers import InProcessServer
@@ -209,3 +209,24 @@ async def test_two_processes_batching_the_same_sessions_never_deadlock(
             assert [r["seq"] for r in rows] == list(range(rows[0]["seq"], rows[0]["seq"] + 60))
     finally:
         await other.close()
+
+
+async def test_posts_waiting_past_their_bounds_are_refused_not_queued(
+    store: Store, session: SessionRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bounds made small: every post is submitted before the writer's first turn.
+    monkeypatch.setattr(posting, "MAX_WAITING_IN_PROCESS", 5)
+    tries = await asyncio.gather(
+        *(store.post(session, person(), f"bound {nonce()}", None, None) for _ in range(12)),
+        return_exceptions=True,
+    )
+    refused = [t for t in tries if isinstance(t, BackchannelError)]
+    assert len(refused) == 7 and {r.code for r in refused} == {"posts_busy"}
+    assert len(await seqs_and_numbers(store, session)) == 5
+    monkeypatch.setattr(posting, "MAX_WAITING_IN_PROCESS", 1000)
+    monkeypatch.setattr(posting, "MAX_WAITING", 3)
+    tries = await asyncio.gather(
+        *(store.post(session, person(), f"bound {nonce()}", None, None) for _ in range(4)),
+        return_exceptions=True,
+    )
+    assert [getattr(t, "code", None) for t in tries].count("session_busy") == 1

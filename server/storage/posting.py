@@ -57,6 +57,8 @@ MAX_BATCH = 64
 # Posts of one session that may wait in a process for their turn; more are refused (503
 # session_busy) rather than queued without bound.
 MAX_WAITING = 2_000
+# Posts of all sessions that may wait in a process; more are refused (503 posts_busy).
+MAX_WAITING_IN_PROCESS = 20_000
 
 # Judges an author's standing when they post: may raise (refused) or return a hold.
 Admit = Callable[[Standing], Hold | None]
@@ -106,6 +108,9 @@ class PostQueue:
         if self._per_session[session.id] >= MAX_WAITING:
             log.warning("session %s: %d posts waiting, refusing more", session.slug, MAX_WAITING)
             raise Unavailable("session_busy", "this session has too many posts waiting; retry")
+        if len(self._waiting) >= MAX_WAITING_IN_PROCESS:
+            log.warning("%d posts waiting in this process, refusing more", len(self._waiting))
+            raise Unavailable("posts_busy", "this server has too many posts waiting; retry")
         self._waiting.append(post)
         self._per_session[session.id] += 1
         if self._writer is None:
