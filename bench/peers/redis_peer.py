@@ -4,11 +4,9 @@ process or many), ready once every worker has answered ``/healthz`` with its pid
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ import httpx
 from server.embedded import free_port
 
 from ..machine import tree
-from ..targets import Target, TargetConfig, spawn, stop_process
+from ..targets import Target, TargetConfig, spawn, stop_process, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,20 +61,12 @@ class RedisPeer(Target):
         self.process = spawn(self.argv, log, cwd=ROOT, environment=environment)
         # Ready once every worker has answered (each connection may land on any of them).
         seen: set[int] = set()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited:\n{log.read_text()[-3000:]}")
-            try:
-                async with httpx.AsyncClient() as http:
-                    answer = await http.get(f"http://127.0.0.1:{self.port}/healthz")
-                seen.add(answer.json()["pid"])
-                if len(seen) >= config.processes:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-        raise TimeoutError(f"{self.name} not ready; see {log}")
+
+        def every_worker(answer: httpx.Response) -> bool:
+            seen.add(answer.json()["pid"])
+            return len(seen) >= config.processes
+
+        await wait_ready(self.name, self.process, log, self.port, every_worker, poll=0.05)
 
     async def stop(self) -> None:
         await stop_process(self.process)

@@ -19,10 +19,13 @@ import asyncio
 import importlib
 import pkgutil
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import httpx
 
 if TYPE_CHECKING:
     from ..environment import Environment
@@ -129,6 +132,34 @@ def spawn(
         return subprocess.Popen(
             argv, env=environment, cwd=cwd, stdout=out, stderr=subprocess.STDOUT
         )
+
+
+async def wait_ready(
+    name: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    port: int,
+    ready: Callable[[httpx.Response], bool],
+    *,
+    poll: float = 0.1,
+    timeout: float = 60,
+) -> None:
+    """Ask ``/healthz`` on ``port`` until ``ready`` says so of an answer (each attempt on a new
+    connection, so that several workers sharing the port are reached); an error naming the log
+    if the process exits or ``timeout`` passes first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = await asyncio.to_thread(log.read_text)
+            raise RuntimeError(f"{name} exited:\n{tail[-3000:]}")
+        try:
+            async with httpx.AsyncClient() as http:
+                if ready(await http.get(f"http://127.0.0.1:{port}/healthz")):
+                    return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(poll)
+    raise TimeoutError(f"{name} not ready; see {log}")
 
 
 async def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:

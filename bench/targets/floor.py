@@ -3,11 +3,9 @@ with Redis between its processes when there are several."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ import httpx
 from server.embedded import free_port
 
 from ..machine import tree
-from . import Target, TargetConfig, spawn, stop_process
+from . import Target, TargetConfig, spawn, stop_process, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,21 +58,13 @@ class Floor(Target):
         self.log_path = self.workdir / f"floor-{label}.log"
         argv = [sys.executable, "-m", "bench.targets.floor_server", *self.args]
         self.process = spawn(argv, self.log_path, cwd=ROOT)
-        deadline = time.monotonic() + 60
-        async with httpx.AsyncClient() as http:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"floor exited:\n{self.log_path.read_text()[-3000:]}")
-                try:
-                    answer = await http.get(f"http://127.0.0.1:{self.port}/healthz")
-                    # every worker up: each writes its stats file once started
-                    started = len(list(self.stats_dir.glob("*.json")))
-                    if answer.status_code == 200 and started >= config.processes:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise TimeoutError(f"floor not ready; see {self.log_path}")
+
+        def started(answer: httpx.Response) -> bool:
+            # every worker up: each writes its stats file once started
+            workers_up = len(list(self.stats_dir.glob("*.json"))) >= config.processes
+            return answer.status_code == 200 and workers_up
+
+        await wait_ready("floor", self.process, self.log_path, self.port, started)
 
     async def stop(self) -> None:
         await stop_process(self.process)

@@ -7,7 +7,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import httpx
 from server.embedded import free_port
 
 from ...machine import tree
-from ...targets import Target, TargetConfig, spawn, stop_process
+from ...targets import Target, TargetConfig, spawn, stop_process, wait_ready
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -53,23 +52,16 @@ class Tutorial(Target):
                      "--backlog", "4096"]  # fmt: skip
         log = self.workdir / f"tutorial-{label}.log"
         self.process = spawn(self.argv, log, cwd=ROOT, environment=environment)
-        deadline = time.monotonic() + 60
-        async with httpx.AsyncClient() as http:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"tutorial exited:\n{log.read_text()[-3000:]}")
-                try:
-                    answer = await http.get(f"http://127.0.0.1:{self.port}/healthz")
-                    # with several workers, give each a moment to start its Redis relay
-                    if answer.status_code == 200 and len(tree(self.process.pid)) > config.processes:
-                        await asyncio.sleep(0.5 if config.processes > 1 else 0)
-                        return
-                    if answer.status_code == 200 and config.processes == 1:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise TimeoutError(f"tutorial not ready; see {log}")
+        pid = self.process.pid
+
+        def started(answer: httpx.Response) -> bool:
+            # every worker forked (the tree holds the parent and one process per worker)
+            workers_up = config.processes == 1 or len(tree(pid)) > config.processes
+            return answer.status_code == 200 and workers_up
+
+        await wait_ready("tutorial", self.process, log, self.port, started)
+        if config.processes > 1:
+            await asyncio.sleep(0.5)  # give each worker a moment to start its Redis relay
 
     async def stop(self) -> None:
         await stop_process(self.process)
