@@ -49,6 +49,9 @@ CREATE TABLE sessions (
     auto_slow_seconds   integer NOT NULL DEFAULT 30 CHECK (auto_slow_seconds BETWEEN 1 AND 3600),
     auto_slow_window    integer NOT NULL DEFAULT 60 CHECK (auto_slow_window BETWEEN 1 AND 3600),
     slow_auto           boolean NOT NULL DEFAULT false,
+    -- Moves on with every change to what posting reads from the session or its event, which
+    -- each batch of posts checks under the session's lock (processes keep sessions in memory).
+    settings_version    integer NOT NULL DEFAULT 0,
     CHECK (opens_at < closes_at)
 );
 CREATE INDEX sessions_event ON sessions (event_id);

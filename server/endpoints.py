@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from functools import partial
 from typing import Any, TypeVar
 
 import msgspec
@@ -18,6 +19,7 @@ from .errors import (
     BadRequest,
     NotFound,
     PayloadTooLarge,
+    SessionChanged,
     TooManyRequests,
     Unauthorized,
     Unavailable,
@@ -281,6 +283,10 @@ async def list_replies(request: Request) -> Response:
     return EncodedJSON(await svc.pages.get(key, session.last_seq, read))
 
 
+# Times a post is judged when its session's settings keep changing under it (SessionChanged).
+POST_ATTEMPTS = 3
+
+
 async def post_comment(request: Request) -> Response:
     started = time.perf_counter()
     try:
@@ -297,11 +303,20 @@ async def _post_comment(request: Request) -> Response:
     who.require("attendee", session.event_slug)
     new = await read_json(request, NewComment)
     body = body_text(new.body)
-    hold = screen(session, body)
-    result, event = await services(request).store.post(
-        session, who, body, new.parent_id, new.client_key, question=new.question, hold=hold,
-        admit=lambda standing: admit(standing, session, who, hold, settings.posts_per_minute),
-    )  # fmt: skip
+    for attempt in range(1, POST_ATTEMPTS + 1):
+        hold = screen(session, body)
+        try:
+            result, event = await services(request).store.post(
+                session, who, body, new.parent_id, new.client_key, question=new.question,
+                hold=hold, admit=partial(
+                    admit, session=session, who=who, hold=hold, per_minute=settings.posts_per_minute
+                ),
+            )  # fmt: skip
+            break
+        except SessionChanged:
+            if attempt == POST_ATTEMPTS:
+                raise
+            session = await session_of(request)  # afresh, and kept for the next posts
     await publish(request, session, event)
     if result.created and result.comment.status == "held":
         await tell_held(request, session, who.sub, result.comment, result.support_message)

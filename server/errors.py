@@ -88,5 +88,16 @@ class Unavailable(BackchannelError):
         super().__init__(code, message, **{"retry_after": 2, **details})
 
 
+class SessionChanged(Unavailable):
+    """A post was judged by a session record older than the session's settings (another process
+    changed them meanwhile): the poster reads the session again and judges the post anew, so a
+    client sees this only if the session keeps changing while it retries."""
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(
+            "session_changed", f"session {slug!r} changed while the comment was posted; retry"
+        )
+
+
 class ConfigError(Exception):
     """A setting has a bad value; raised at start-up, naming the variable."""

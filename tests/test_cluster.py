@@ -12,7 +12,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from client import Api, Feed
+from client import Api, ApiError, Feed
 
 from .conftest import make_token, new_board
 from .servers import RedisServer, ServerProcess
@@ -52,6 +52,47 @@ async def test_post_on_one_process_reaches_watchers_on_both(
         for feed in (on_a, on_b):
             event = await feed.next_event()
             assert (event["kind"], event["comment"]["body"]) == ("comment.removed", None)
+
+
+async def test_a_change_made_on_one_process_judges_the_next_post_on_the_other(
+    pair: tuple[ServerProcess, ServerProcess],
+) -> None:
+    """Replica A keeps the session in memory for posting; what a moderator changes through
+    replica B (pre-moderation, slow mode, the event's word lists) applies to A's very next post,
+    with no wait and nothing stale."""
+    a, b = pair
+    board = await new_board(a.url)
+    async with (
+        Api(a.url, make_token("attendee", board.event, sub="first")) as first,
+        Api(a.url, make_token("attendee", board.event, sub="second")) as second,
+        Api(b.url, make_token("moderator", board.event)) as moderator,
+    ):
+        posted = await first.post(board.session, "Before any change")  # A now keeps the session
+        assert posted["comment"]["status"] == "published"
+
+        await moderator.update_session(board.session, premoderated=True)
+        held = await first.post(board.session, "Right after pre-moderation was set on B")
+        assert (held["comment"]["status"], held["comment"]["hold_reason"]) == (
+            "held", "premoderation"
+        )  # fmt: skip
+
+        await moderator.update_session(board.session, premoderated=False, slow_mode_seconds=600)
+        with pytest.raises(ApiError) as refused:
+            await first.post(board.session, "Too soon under slow mode set on B")
+        assert (refused.value.status, refused.value.code) == (429, "slow_mode")
+
+        await moderator.update_session(board.session, slow_mode_seconds=0)
+        await moderator.request(
+            "PATCH", f"/v1/events/{board.event}/rules", json={"banned_words": ["zorblax"]}
+        )
+        with pytest.raises(ApiError) as banned:
+            await second.post(board.session, "A post saying zorblax")
+        assert (banned.value.status, banned.value.code) == (400, "banned_word")
+
+        await moderator.close(board.session)
+        with pytest.raises(ApiError) as closed:
+            await second.post(board.session, "After B closed the session")
+        assert (closed.value.status, closed.value.code) == (409, "session_closed")
 
 
 async def test_each_response_names_its_replica(pair: tuple[ServerProcess, ServerProcess]) -> None:

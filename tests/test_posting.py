@@ -15,8 +15,9 @@ import msgspec
 import pytest
 
 from server.auth import Identity
-from server.errors import BackchannelError, Forbidden, TooManyRequests
+from server.errors import BackchannelError, Forbidden, SessionChanged, TooManyRequests
 from server.moderation import admit
+from server.protocol import SessionPatch
 from server.storage import Hold, SessionRecord, Standing, Store, posting
 
 from .conftest import new_board, nonce
@@ -187,6 +188,34 @@ async def test_a_closed_session_refuses_its_posts_and_not_the_others_of_the_batc
     assert len(refused) == 5 and all(getattr(o, "code", "") == "session_closed" for o in refused)
     assert len(await seqs_and_numbers(store, open_one)) == 10
     assert await seqs_and_numbers(store, closed) == []
+
+
+async def test_a_post_judged_by_outdated_settings_is_refused_unwritten(
+    server: InProcessServer, store: Store, database_url: str
+) -> None:
+    """Another process changed the session after this one read it: the batch sees the version
+    move under the session's lock and refuses the post (to be judged again), writing nothing,
+    while a post judged by the current record goes through in the same batch."""
+    kept = await store.session((await new_board(server.url)).session)
+    other = await Store.connect(database_url, 1)
+    try:
+        moderator = dataclasses.replace(person("Mo"), role="moderator")
+        patch = msgspec.convert({"premoderated": True}, SessionPatch)
+        await other.update_session(kept, patch, moderator)
+    finally:
+        await other.close()
+    current = await store.session(kept.slug)
+    assert current.settings_version == kept.settings_version + 1
+    outdated, fresh = await asyncio.gather(
+        store.post(kept, person(), f"judged by the old record {nonce()}", None, None),
+        store.post(current, person(), f"judged by the new one {nonce()}", None, None),
+        return_exceptions=True,
+    )
+    assert isinstance(outdated, SessionChanged) and outdated.code == "session_changed"
+    assert isinstance(fresh, tuple) and fresh[0].created
+    async with store.pool.acquire() as conn:
+        bodies = await conn.fetch("SELECT body FROM comments WHERE session_id = $1", kept.id)
+    assert [row["body"] for row in bodies] == [fresh[0].comment.body]
 
 
 async def test_two_processes_batching_the_same_sessions_never_deadlock(

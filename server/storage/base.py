@@ -54,7 +54,8 @@ SESSION = """
     s.id, s.event_id, e.slug AS event_slug, s.slug, s.title, s.speakers, s.prompt, s.state,
     s.opens_at, s.closes_at, s.last_seq, s.comment_count, s.premoderated, e.banned_words,
     e.suspect_words, e.support_message, e.report_threshold, s.slow_mode_seconds,
-    s.auto_slow_threshold, s.auto_slow_seconds, s.auto_slow_window, s.slow_auto
+    s.auto_slow_threshold, s.auto_slow_seconds, s.auto_slow_window, s.slow_auto,
+    s.settings_version
 """
 SESSION_FROM = "sessions s JOIN events e ON e.id = s.event_id"
 # The posting window, checked in the same statement that takes the seq.
@@ -97,6 +98,8 @@ class SessionRecord:
     auto_slow_seconds: int = 30
     auto_slow_window: int = 60
     slow_auto: bool = False
+    settings_version: int = 0
+    """Of what posting reads from here (see :class:`~server.errors.SessionChanged`)."""
 
     @property
     def slow_mode(self) -> int:

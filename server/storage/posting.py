@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from ..auth import Identity
-from ..errors import BackchannelError, BadRequest, Conflict, Unavailable
+from ..errors import BackchannelError, BadRequest, Conflict, SessionChanged, Unavailable
 from ..protocol import PUBLIC_STATES, Event, PostResult, ReplyCount, encode_event
 from .base import (
     COMMENT,
@@ -209,13 +209,15 @@ async def write_batch(
     author_ids, uncached = await author_ids_of(store, conn, batch)
     # Every post gets its row (LEFT JOIN): a session gone meanwhile reads as not accepting.
     rows = await conn.fetch(
-        f"""SELECT i.n, {standing_columns("i.author_id", event="s.event_id")},
+        f"""SELECT i.n, s.settings_version = i.settings_version AS current,
+                {standing_columns("i.author_id", event="s.event_id")},
                 (SELECT c.id FROM comments c WHERE c.session_id = s.id
                    AND c.author_id = i.author_id AND c.client_key = i.client_key) AS existing,
                 p.session_id AS parent_session, p.root_id AS parent_root,
                 p.depth AS parent_depth, p.status AS parent_status
-            FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[])
-                     WITH ORDINALITY AS i(session_id, author_id, client_key, parent_id, n)
+            FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::integer[])
+                     WITH ORDINALITY
+                     AS i(session_id, author_id, client_key, parent_id, settings_version, n)
                  LEFT JOIN sessions s ON s.id = i.session_id
                  -- One index lookup per reply (LIMIT keeps it a lookup: as a join, the planner
                  -- may scan the whole table when it thinks it small).
@@ -226,6 +228,7 @@ async def write_batch(
         [author_ids.get(post.who.sub) for post in batch],
         [post.client_key for post in batch],
         [post.parent_id for post in batch],
+        [post.session.settings_version for post in batch],
     )
     admitted: list[Admitted] = []
     retried: dict[int, int] = {}  # index -> the stored comment its client key names
@@ -237,6 +240,8 @@ async def write_batch(
         author = (session.id, post.who.sub)
         key = (*author, post.client_key) if post.client_key is not None else None
         try:
+            if not row["current"]:  # judged by outdated settings (or the session is gone)
+                raise SessionChanged(session.slug)
             if not row["accepting"]:
                 raise Conflict(
                     "session_closed", f"comments are closed for session {session.slug!r}"

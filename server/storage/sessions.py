@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime
 
 import asyncpg
@@ -25,17 +24,14 @@ from .base import SYSTEM, SessionRecord, StoreBase, audit, audit_event
 log = logging.getLogger("backchannel.store")
 
 
-# Seconds a session read for posting is reused: a change made on another process (slow mode,
-# pre-moderation, the event's word lists) applies to this process's posts that much later. Whether
-# the session takes posts is checked in the post's own transaction, never from here.
-SESSION_CACHE_SECONDS = 1.0
+# Sessions kept in memory for posting (see ``session``); past this many, all are read afresh.
 SESSION_CACHE_SIZE = 10_000
 
 
 class SessionStore(StoreBase):
     def __init__(self, pool: asyncpg.Pool) -> None:
         super().__init__(pool)
-        self._recent: dict[str, tuple[SessionRecord, float]] = {}
+        self._recent: dict[str, SessionRecord] = {}
 
     # --- Events and sessions ---------------------------------------------------------------------
 
@@ -96,16 +92,17 @@ class SessionStore(StoreBase):
         return await self.session(new.slug)
 
     async def session(self, slug: str, *, recent: bool = False) -> SessionRecord:
-        """The session; with ``recent``, perhaps as read up to ``SESSION_CACHE_SECONDS`` ago
-        (its counts are then stale: for posting, not for showing)."""
-        now = time.monotonic()
-        if recent and (kept := self._recent.get(slug)) is not None and kept[1] > now:
-            return kept[0]
+        """The session; with ``recent``, perhaps as this process read it a while ago, for
+        posting: its counts are stale then, and its settings are checked by each batch of posts
+        under the session's lock (a post judged by outdated ones is refused with
+        :class:`SessionChanged`, to be judged again by a record read afresh)."""
+        if recent and (kept := self._recent.get(slug)) is not None:
+            return kept
         async with self._connection() as conn:
             record = await self._session(conn, "s.slug = $1", slug)
         if len(self._recent) >= SESSION_CACHE_SIZE:
             self._recent.clear()
-        self._recent[slug] = (record, now + SESSION_CACHE_SECONDS)
+        self._recent[slug] = record
         return record
 
     async def event_rules(self, event: str) -> EventRules:
@@ -131,6 +128,11 @@ class SessionStore(StoreBase):
             )
             if found is None:
                 raise NotFound("unknown_event", f"no event has slug {event!r}")
+            # What posting reads from the event is checked by each batch as the sessions' own.
+            await conn.execute(
+                "UPDATE sessions SET settings_version = settings_version + 1 WHERE event_id = $1",
+                found,
+            )
             await audit_event(conn, found, who, "rules", describe(fields), True)
         self._recent.clear()
         return await self.event_rules(event)
@@ -229,7 +231,8 @@ class SessionStore(StoreBase):
         condition = condition or "true"
         async with self._connection() as conn, conn.transaction():
             seq = await conn.fetchval(
-                f"""UPDATE sessions SET {sets}, last_seq = last_seq + 1, updated_at = now()
+                f"""UPDATE sessions SET {sets}, last_seq = last_seq + 1, updated_at = now(),
+                        settings_version = settings_version + 1
                     WHERE id = $1 AND {condition} RETURNING last_seq""",
                 session.id,
                 *args,
