@@ -159,8 +159,12 @@ BEGIN
     END IF;
     RETURN NEW;
 END $$;
+-- (The posting batch numbers and counts its own comments, in the statement that takes their seqs,
+-- and says so for its transaction with SET LOCAL backchannel.counted = 'on'; every other writer
+-- goes through these triggers.)
 CREATE TRIGGER comments_1_state BEFORE INSERT OR UPDATE OF status ON comments
-    FOR EACH ROW EXECUTE FUNCTION comments_check_state();
+    FOR EACH ROW WHEN (current_setting('backchannel.counted', true) IS DISTINCT FROM 'on')
+    EXECUTE FUNCTION comments_check_state();
 
 -- Keep the totals and the top-level numbering right whoever writes: a comment entering a public
 -- state counts once in its session and in each of its ancestors; a top-level comment gets its
@@ -191,7 +195,8 @@ BEGIN
     RETURN NEW;
 END $$;
 CREATE TRIGGER comments_2_counts BEFORE INSERT OR UPDATE OF status ON comments
-    FOR EACH ROW EXECUTE FUNCTION comments_keep_counts();
+    FOR EACH ROW WHEN (current_setting('backchannel.counted', true) IS DISTINCT FROM 'on')
+    EXECUTE FUNCTION comments_keep_counts();
 
 -- The per-session event log: every change watchers see, in order. seq is allocated from
 -- sessions.last_seq under the session's row lock, in the same transaction as the change, so it

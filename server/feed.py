@@ -22,6 +22,7 @@ from .auth import Identity
 from .bus import moderators_topic, user_topic
 from .endpoints import SLUG
 from .errors import BackchannelError, BadRequest, NotFound
+from .hub import SessionChannel
 from .notices import for_author
 from .presence import watching_message
 from .protocol import Auth, ProtocolError, decode_client_message, encode, error_message
@@ -73,7 +74,9 @@ async def live(websocket: WebSocket) -> None:
         slug = websocket.path_params["slug"]
         if not SLUG.match(slug):
             raise NotFound("unknown_session", f"no session has slug {slug[:80]!r}")
-        session = await services.store.session(slug)
+        # Only what never changes is used here (ids, slugs), so a record kept from earlier
+        # does: a storm of reconnections then costs no database reads.
+        session = await services.store.session(slug, recent=True)
         logs.session.set(session.slug)
     except BackchannelError as exc:
         sink.close(exc.close_code, exc.message)
@@ -128,7 +131,7 @@ class Connection:
         self.sink.send(encode(hello))
         try:
             try:
-                channel = await self.hub.watch(self.session, self.watcher, since)
+                channel = await self._watch(since)
             except BackchannelError as exc:
                 self.sink.close(exc.close_code, exc.message)
                 self._end()
@@ -139,6 +142,15 @@ class Connection:
         except BaseException:
             self._end()
             raise
+
+    async def _watch(self, since: int | None) -> SessionChannel:
+        try:
+            return await self.hub.watch(self.session, self.watcher, since)
+        except NotFound:
+            # The record was kept from before its session was deleted (perhaps made anew since,
+            # with the same slug): once more with the session as it is now.
+            self.session = await self.services.store.session(self.session.slug)
+            return await self.hub.watch(self.session, self.watcher, since)
 
     async def receive(self, message: Mapping[str, Any]) -> None:
         """One event from the client, after the hand-over; a disconnect is the last."""

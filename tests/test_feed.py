@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 
+import asyncpg
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -206,3 +207,42 @@ async def test_foreign_origin_is_refused_at_handshake(board: Board) -> None:
 
 async def test_feed_closed_error_carries_code() -> None:
     assert FeedClosed(4008, "too slow").code == 4008
+
+
+async def test_a_feed_finds_a_session_made_anew_after_this_process_kept_the_old_one(
+    server: InProcessServer, database_url: str
+) -> None:
+    """Feeds open from the session this process keeps in memory; when that one was deleted and
+    a session with the same slug made meanwhile, the feed watches the new one."""
+    board = await new_board(server.url)
+    async with Api(server.url, make_token("attendee", board.event)) as poster:
+        await poster.post(board.session, "Kept in memory by this post")
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            """WITH gone AS (SELECT id FROM sessions WHERE slug = $1),
+                    e AS (DELETE FROM session_events WHERE session_id IN (SELECT id FROM gone)),
+                    c AS (DELETE FROM comments WHERE session_id IN (SELECT id FROM gone))
+               SELECT 1""",
+            board.session,
+        )
+        await conn.execute(
+            "DELETE FROM audit_log WHERE session_id IN (SELECT id FROM sessions WHERE slug = $1)",
+            board.session,
+        )
+        # Made anew as another process would make it (this one's memory untouched).
+        await conn.execute(
+            """WITH old AS (DELETE FROM sessions WHERE slug = $1 RETURNING event_id)
+               INSERT INTO sessions (event_id, slug, title)
+               SELECT event_id, $1, 'Made anew' FROM old""",
+            board.session,
+        )
+    finally:
+        await conn.close()
+    async with (
+        Feed(server.url, board.session, since=0) as feed,
+        Api(server.url, make_token("attendee", board.event)) as poster,
+    ):
+        await poster.post(board.session, "Into the new session")
+        event = await feed.next_event()
+        assert (event["seq"], event["comment"]["body"]) == (1, "Into the new session")

@@ -72,6 +72,74 @@ async def test_a_burst_shares_transactions_and_keeps_seqs_gapless(
     assert len({r["created_at"] for r in rows}) < 150
 
 
+async def test_batches_keep_numbers_and_counts_as_the_triggers_would(
+    server: InProcessServer, store: Store
+) -> None:
+    """The batch numbers and counts its comments itself (the per-row triggers are off for it):
+    over bursts of top-level posts, held ones, replies and replies to replies in two sessions,
+    every number, total and reply count equals a recount from the comments themselves."""
+    sessions = [await store.session((await new_board(server.url)).session) for _ in range(2)]
+    roots = {}
+    for session in sessions:
+        first, _ = await store.post(session, person(), f"root {nonce()}", None, None)
+        roots[session.id] = first.comment.id
+    posts = []
+    for i in range(120):
+        session = sessions[i % 2]
+        parent = roots[session.id] if i % 3 == 0 else None
+        hold = Hold("premoderation") if i % 5 == 0 else None
+        posts.append(store.post(session, person(), f"post {i} {nonce()}", parent, None, hold=hold))
+    first_wave = await asyncio.gather(*posts)
+    replies = [
+        r.comment for r, _ in first_wave if r.comment.parent_id and r.comment.status == "published"
+    ]
+    by_slug = {session.slug: session for session in sessions}
+    deeper = [
+        store.post(by_slug[c.session], person(), f"deeper {nonce()}", c.id, None)
+        for c in replies
+    ]  # fmt: skip
+    await asyncio.gather(*deeper)
+    async with store.pool.acquire() as conn:
+        for session in sessions:
+            row = await conn.fetchrow(
+                "SELECT comment_count, last_number FROM sessions WHERE id = $1", session.id
+            )
+            published = await conn.fetchval(
+                "SELECT count(*) FROM comments WHERE session_id = $1 AND status = 'published'",
+                session.id,
+            )
+            numbers = await conn.fetch(
+                """SELECT number FROM comments WHERE session_id = $1 AND parent_id IS NULL
+                   AND status = 'published' ORDER BY id""",
+                session.id,
+            )
+            assert row["comment_count"] == published
+            assert [r["number"] for r in numbers] == list(range(1, row["last_number"] + 1))
+            assert (
+                await conn.fetchval(
+                    """SELECT count(*) FROM comments WHERE session_id = $1
+                   AND (status <> 'published' OR parent_id IS NOT NULL) AND number IS NOT NULL""",
+                    session.id,
+                )
+                == 0
+            )
+        wrong = await conn.fetch(
+            """WITH RECURSIVE up(id, ancestor) AS (
+                   SELECT id, parent_id FROM comments
+                   WHERE session_id = ANY($1::bigint[]) AND status = 'published'
+                     AND parent_id IS NOT NULL
+                   UNION ALL
+                   SELECT up.id, c.parent_id FROM up JOIN comments c ON c.id = up.ancestor
+                   WHERE c.parent_id IS NOT NULL)
+               SELECT c.id, c.reply_count, count(up.id) AS recounted
+               FROM comments c LEFT JOIN up ON up.ancestor = c.id
+               WHERE c.session_id = ANY($1::bigint[])
+               GROUP BY c.id HAVING c.reply_count <> count(up.id)""",
+            [session.id for session in sessions],
+        )
+    assert wrong == []
+
+
 async def test_each_post_is_judged_after_the_ones_before_it_in_its_batch(
     store: Store, session: SessionRecord
 ) -> None:

@@ -147,6 +147,8 @@ class CommentStore(StoreBase):
             # the best plan, and planning them anew would cost more than running them.
             await conn.execute(
                 "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; "
+                # INSERT_COMMENTS numbers and counts the batch's comments itself.
+                "SET LOCAL backchannel.counted = 'on'; "
                 f"SELECT 1 FROM sessions WHERE id IN ({ids}) ORDER BY id FOR NO KEY UPDATE"
             )
             try:

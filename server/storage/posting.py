@@ -327,34 +327,53 @@ async def write_authors(
 
 
 # The batch's admitted posts, in order: each published one takes the next seq of its session
-# and logs its event; the insert's trigger numbers and counts them in their session's row, which
-# this statement took first (so ``count_before`` is the session's total before the batch).
+# and logs its event, each published top-level one the next number; the statement counts them in
+# their sessions' rows and their ancestors' reply counts, set-wise, instead of the per-row
+# triggers (which the batch's transaction turns off with ``backchannel.counted``: see
+# migration 0008). A reply's ancestors all exist before the batch (a parent must be stored).
 INSERT_COMMENTS = f"""
-WITH input AS (
-        SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
-                             $5::integer[], $6::text[], $7::text[], $8::boolean[],
-                             $9::timestamptz[], $10::text[], $11::text[], $12::text[])
+WITH RECURSIVE input AS (
+        SELECT i.*, i.status = 'published' AND i.parent_id IS NULL AS numbered,
+               count(*) FILTER (WHERE i.status = 'published' AND i.parent_id IS NULL)
+                   OVER (PARTITION BY i.session_id ORDER BY i.n) AS k
+        FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
+                    $5::integer[], $6::text[], $7::text[], $8::boolean[],
+                    $9::timestamptz[], $10::text[], $11::text[], $12::text[])
             WITH ORDINALITY AS i(session_id, author_id, parent_id, root_id, depth, body,
                                  client_key, question, at, status, hold_reason, hold_match, n)),
-    counts AS (SELECT session_id, count(*) FILTER (WHERE status = 'published') AS published
+    counts AS (SELECT session_id, count(*) FILTER (WHERE status = 'published') AS published,
+                      count(*) FILTER (WHERE numbered) AS numbered
                FROM input GROUP BY session_id),
-    s AS (UPDATE sessions SET last_seq = last_seq + counts.published FROM counts
-          WHERE sessions.id = counts.session_id
-          RETURNING sessions.id, sessions.last_seq, sessions.comment_count, counts.published),
+    s AS (UPDATE sessions SET last_seq = last_seq + counts.published,
+                 last_number = last_number + counts.numbered,
+                 comment_count = comment_count + counts.published
+          FROM counts WHERE sessions.id = counts.session_id
+          RETURNING sessions.id, sessions.last_seq, sessions.last_number,
+                    sessions.comment_count - counts.published AS count_before,
+                    counts.published, counts.numbered),
     c AS (INSERT INTO comments (session_id, author_id, parent_id, root_id, depth, body,
                                 client_key, question, created_at, status, hold_reason,
-                                hold_match)
+                                hold_match, number)
           SELECT i.session_id, author_id, parent_id, root_id, depth, body, client_key,
-                 question, coalesce(at, now()), status, hold_reason, hold_match
+                 question, coalesce(at, now()), status, hold_reason, hold_match,
+                 CASE WHEN i.numbered THEN s.last_number - s.numbered + i.k END
           FROM input i JOIN s ON s.id = i.session_id ORDER BY n
           RETURNING *),
+    up (id, replies) AS (
+          SELECT parent_id, 1 FROM input WHERE status = 'published' AND parent_id IS NOT NULL
+          UNION ALL
+          SELECT p.parent_id, up.replies FROM up JOIN comments p ON p.id = up.id
+          WHERE p.parent_id IS NOT NULL),
+    r AS (UPDATE comments SET reply_count = comments.reply_count + t.replies
+          FROM (SELECT id, sum(replies) AS replies FROM up GROUP BY id) t
+          WHERE comments.id = t.id),
     e AS (INSERT INTO session_events (session_id, seq, kind, comment_id)
           SELECT p.session_id, s.last_seq - s.published + p.k, 'comment.created', p.id
           FROM (SELECT id, session_id,
                        row_number() OVER (PARTITION BY session_id ORDER BY id) AS k
                 FROM c WHERE status = 'published') p JOIN s ON s.id = p.session_id
           RETURNING seq, comment_id, at)
-SELECT {COMMENT}, e.seq, e.at AS event_at, s.comment_count AS count_before
+SELECT {COMMENT}, e.seq, e.at AS event_at, s.count_before
 FROM c JOIN authors a ON a.id = c.author_id JOIN s ON s.id = c.session_id
     LEFT JOIN e ON e.comment_id = c.id
 ORDER BY c.id"""

@@ -139,10 +139,12 @@ class SessionStore(StoreBase):
 
     async def head(self, session_id: int) -> int:
         async with self._connection() as conn:
-            head: int = await conn.fetchval(
+            head: int | None = await conn.fetchval(
                 "SELECT last_seq FROM sessions WHERE id = $1", session_id
             )
-            return head
+        if head is None:  # deleted (retention) since the caller read it
+            raise NotFound("unknown_session", f"no session has id {session_id}")
+        return head
 
     async def set_state(
         self, session: SessionRecord, state: str, who: Identity, reason: str = ""
