@@ -192,6 +192,13 @@ def serve(settings: Settings) -> int:
     return 0
 
 
+# Connections the kernel queues for a process while its event loop is busy (capped by the
+# kernel's net.core.somaxconn). A storm of reconnections (every watcher of a session at once)
+# overflows uvicorn's default of 2,048, and a connection dropped there is retried by its client's
+# kernel only 1 s later, then 3 s, then 7 s.
+LISTEN_BACKLOG = 8192
+
+
 def run_uvicorn(settings: Settings) -> None:
     import uvicorn
 
@@ -201,6 +208,7 @@ def run_uvicorn(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.workers if settings.workers > 1 else None,
+        backlog=LISTEN_BACKLOG,
         ws=WS_PROTOCOL,
         ws_max_size=settings.ws_max_message,
         ws_ping_interval=settings.ws_ping_interval,

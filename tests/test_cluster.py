@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from client import Api, ApiError, Feed
+from server.cli import LISTEN_BACKLOG
 
 from .conftest import make_token, new_board
 from .servers import RedisServer, ServerProcess
@@ -192,3 +195,19 @@ async def test_client_that_never_reads_is_cut_off_and_memory_stays_bounded(
         assert grown <= limit + margin, f"RSS grew by {grown} bytes; bound {limit} + {margin}"
     finally:
         server.stop()
+
+
+async def test_a_replica_listens_with_room_for_a_reconnection_storm(
+    pair: tuple[ServerProcess, ServerProcess],
+) -> None:
+    """The listening socket's queue (``ss`` shows it as Send-Q) is the kernel's cap or our
+    8,192, not uvicorn's 2,048: a storm of reconnections waits there instead of being dropped
+    and retried a second or more later."""
+    ss = shutil.which("ss")
+    if ss is None:
+        pytest.skip("needs ss (iproute2) to read the listening socket's backlog")
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    shown = subprocess.run(
+        [ss, "-ltnH", f"sport = :{pair[0].port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert int(shown[2]) == min(somaxconn, LISTEN_BACKLOG)
