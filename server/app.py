@@ -24,13 +24,17 @@ from .errors import BackchannelError, NotFound
 from .feed import live
 from .openapi import openapi
 from .services import Services
-from .web import WEB_ROOT, SecurityHeaders
+from .web import WEB_ROOT, security_headers
 
 log = logging.getLogger("backchannel")
 
 
 def routes() -> list[BaseRoute]:
     return [
+        # The hot paths first: Starlette tries the routes in order, a regular expression each.
+        # (No other route shares their path and method, so the order decides nothing else.)
+        Route("/v1/sessions/{slug}/comments", api.post_comment, methods=["POST"]),
+        WebSocketRoute("/v1/sessions/{slug}/live", live),
         Route("/v1/dev/token", api.dev_token, methods=["POST"]),
         Route("/v1/events", api.create_event, methods=["POST"]),
         Route("/v1/events/{event}", api.get_event, methods=["GET"]),
@@ -57,7 +61,6 @@ def routes() -> list[BaseRoute]:
         Route("/v1/sessions/{slug}/open", api.set_session_state, methods=["POST"]),
         Route("/v1/sessions/{slug}/close", api.set_session_state, methods=["POST"]),
         Route("/v1/sessions/{slug}/comments", api.list_comments, methods=["GET"]),
-        Route("/v1/sessions/{slug}/comments", api.post_comment, methods=["POST"]),
         Route("/v1/sessions/{slug}/export", mod.export_session, methods=["GET"]),
         Route("/v1/sessions/{slug}/mine", mod.my_pending, methods=["GET"]),
         Route("/v1/comments/{comment_id}", api.locate_comment, methods=["GET"]),
@@ -71,7 +74,6 @@ def routes() -> list[BaseRoute]:
         Route("/v1/comments/{comment_id}/approve", mod.review_comment, methods=["POST"]),
         Route("/v1/comments/{comment_id}/reject", mod.review_comment, methods=["POST"]),
         Route("/v1/comments/{comment_id}/report", mod.report_comment, methods=["POST"]),
-        WebSocketRoute("/v1/sessions/{slug}/live", live),
         Route("/v1/admin/sessions", api.busiest_sessions, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/healthz", api.live, methods=["GET"]),
@@ -162,7 +164,4 @@ class Backchannel(Starlette):
 
     def build_middleware_stack(self) -> ASGIApp:
         inner = super().build_middleware_stack()
-        headers = SecurityHeaders(
-            inner, server_name=self.settings.name, origins=self.settings.origins()
-        )
-        return logs.RequestIds(headers)
+        return logs.RequestIds(inner, security_headers(self.settings.name, self.settings.origins()))

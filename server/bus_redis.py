@@ -1,8 +1,9 @@
 """The Redis bus: publications go out with PUBLISH; one subscriber connection per process carries
 every topic this process watches (one subscription per topic, never one per client).
 
-The subscriber speaks RESP directly over one asyncio stream, so that reconnection is ours to get
-right rather than a client library's: a supervised task connects, resubscribes every topic, waits
+The subscriber speaks RESP directly over one asyncio stream (parsed by ``hiredis``, the C parser
+redis-py itself uses, a chunk of messages at a time), so that reconnection is ours to get right
+rather than a client library's: a supervised task connects, resubscribes every topic, waits
 for the broker's confirmations, then tells the hub to look for what it missed (``on_resync``).
 It pings every few seconds and treats silence as a dead connection. Redis drops a subscriber
 whose output buffer overflows; that is one more disconnection, handled the same way.
@@ -19,6 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+import hiredis
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
@@ -28,6 +30,9 @@ log = logging.getLogger("backchannel.bus")
 
 PING_EVERY = 5.0
 SILENCE_LIMIT = 15.0
+CONNECT_WAIT = 2.0
+REPLY_WAIT = 2.0  # seconds a publication's acknowledgement may take
+READ_SIZE = 256 * 1024  # bytes read from the subscriber connection at a time, at most
 CONFIRM_WAIT = 2.0
 MAX_BACKOFF = 5.0
 PRESENCE = "bc:presence:"
@@ -58,7 +63,7 @@ class RedisBus:
         self._username = unquote(parts.username) if parts.username else None
         self._password = unquote(parts.password) if parts.password else None
         self._ssl = parts.scheme == "rediss"
-        self._publisher = redis.Redis.from_url(
+        self._client = redis.Redis.from_url(
             url, socket_timeout=2, socket_connect_timeout=2, retry_on_timeout=False
         )
         self._topics: set[str] = set()
@@ -71,6 +76,8 @@ class RedisBus:
         self._resync_pending: set[str] | None = None
         self._outgoing: Outgoing | None = None  # publications waiting for the next pipeline
         self._sending: asyncio.Task[None] | None = None
+        # The connection publications go out on (the subscriber's cannot publish).
+        self._publishing: tuple[Replies, asyncio.StreamWriter] | None = None
         self.reconnects = 0
 
     @property
@@ -106,19 +113,50 @@ class RedisBus:
         while (outgoing := self._outgoing) is not None:
             self._outgoing = None
             try:
-                async with self._publisher.pipeline(transaction=False) as pipe:
-                    for topic, payload in outgoing.messages:
-                        pipe.publish(topic, payload)
-                    await pipe.execute()
-            except (RedisError, OSError) as exc:
+                await self._pipeline(
+                    [_command(b"PUBLISH", t.encode(), p) for t, p in outgoing.messages]
+                )
+            except (OSError, TimeoutError, BrokerError, hiredis.ProtocolError) as exc:
                 topics = sorted({topic for topic, _ in outgoing.messages})
-                failed = f"redis publish to {', '.join(topics)} failed: {exc}"
+                failed = f"redis publish to {', '.join(topics)} failed: {exc!r}"
                 outgoing.sent.set_exception(BusUnavailable(failed))
             except BaseException as exc:
                 outgoing.sent.set_exception(BusUnavailable(f"redis publish failed: {exc!r}"))
                 raise
             else:
                 outgoing.sent.set_result(None)
+
+    async def _pipeline(self, commands: list[bytes]) -> None:
+        """Send ``commands`` in one write on the publishing connection (opened on first use,
+        and again after a failure) and wait for as many replies."""
+        if self._publishing is None:
+            reader, writer = await asyncio.wait_for(self._open(), CONNECT_WAIT)
+            self._publishing = (Replies(reader, REPLY_WAIT), writer)
+        replies, writer = self._publishing
+        try:
+            writer.write(b"".join(commands))
+            answered = 0
+            while answered < len(commands):
+                answered += len(await replies.read())
+        except BaseException:
+            self._publishing = None  # its replies are out of step now: start afresh
+            writer.close()
+            raise
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to Redis, authenticated if the URL says so."""
+        reader, writer = await asyncio.open_connection(
+            self._host, self._port, ssl=self._ssl or None
+        )
+        if self._password is not None:
+            auth = [self._username.encode()] if self._username else []
+            writer.write(_command(b"AUTH", *auth, self._password.encode()))
+            try:
+                await Replies(reader, REPLY_WAIT).next()
+            except BaseException:
+                writer.close()
+                raise
+        return reader, writer
 
     async def subscribe(self, topic: str) -> None:
         if topic not in self._topics:
@@ -143,7 +181,7 @@ class RedisBus:
         unless refreshed; the totals add up the hashes of every server still listed."""
         mine = f"{PRESENCE}{server}"
         try:
-            async with self._publisher.pipeline(transaction=True) as pipe:
+            async with self._client.pipeline(transaction=True) as pipe:
                 pipe.delete(mine)
                 if counts:
                     pipe.hset(mine, mapping={str(k): v for k, v in counts.items()})
@@ -153,7 +191,7 @@ class RedisBus:
                 *_, members = await pipe.execute()
             servers = sorted(m.decode() for m in members)
             fields = [str(k) for k in counts]
-            async with self._publisher.pipeline(transaction=False) as pipe:
+            async with self._client.pipeline(transaction=False) as pipe:
                 for name in servers:
                     pipe.exists(f"{PRESENCE}{name}")
                     if fields:
@@ -165,7 +203,7 @@ class RedisBus:
         step = 2 if fields else 1
         for index, name in enumerate(servers):
             if not replies[index * step]:
-                await self._publisher.srem(SERVERS, name)  # its hash expired: it is gone
+                await self._client.srem(SERVERS, name)  # its hash expired: it is gone
                 continue
             if fields:
                 for key, value in zip(counts, replies[index * step + 1], strict=True):
@@ -178,7 +216,9 @@ class RedisBus:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self._publisher.aclose()
+        await self._client.aclose()
+        if self._publishing is not None:
+            self._publishing[1].close()
 
     def _send(self, *args: bytes) -> None:
         if self._writer is not None:
@@ -190,10 +230,8 @@ class RedisBus:
         first = True
         while True:
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self._host, self._port, ssl=self._ssl or None), 2
-                )
-            except (OSError, TimeoutError) as exc:
+                reader, writer = await asyncio.wait_for(self._open(), CONNECT_WAIT)
+            except (OSError, TimeoutError, BrokerError) as exc:
                 log.warning(
                     "redis bus: cannot connect to %s:%d (%s); retry in %.1fs",
                     self._host,
@@ -205,20 +243,20 @@ class RedisBus:
                 delay = min(delay * 2, MAX_BACKOFF)
                 continue
             try:
-                await self._handshake(reader, writer)
+                replies = Replies(reader, SILENCE_LIMIT)
+                self._resubscribe(writer)
                 if not first:
                     self.reconnects += 1
                     log.info("redis bus: reconnected; resubscribing %d topics", len(self._topics))
                 first = False
                 delay = 0.1
-                await self._listen(reader, writer)
+                await self._listen(replies, writer)
             except (
                 OSError,
-                asyncio.IncompleteReadError,
-                asyncio.LimitOverrunError,
                 TimeoutError,
                 ValueError,
                 BrokerError,
+                hiredis.ProtocolError,
             ) as exc:
                 log.warning(
                     "redis bus: connection lost (%s: %s); reconnecting", type(exc).__name__, exc
@@ -229,11 +267,8 @@ class RedisBus:
                 writer.close()
             await asyncio.sleep(delay)
 
-    async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._password is not None:
-            auth = [self._username.encode()] if self._username else []
-            writer.write(_command(b"AUTH", *auth, self._password.encode()))
-            await asyncio.wait_for(_read_reply(reader), SILENCE_LIMIT)
+    def _resubscribe(self, writer: asyncio.StreamWriter) -> None:
+        """Make ``writer`` the subscriber connection and subscribe it to every topic."""
         self._writer = writer
         self._connected.set()
         topics = sorted(self._topics)
@@ -245,13 +280,13 @@ class RedisBus:
         else:
             self._resynced()
 
-    async def _listen(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _listen(self, replies: Replies, writer: asyncio.StreamWriter) -> None:
         pinger = asyncio.create_task(self._ping(writer))
         try:
             while True:
-                reply = await asyncio.wait_for(_read_reply(reader), SILENCE_LIMIT)
-                if isinstance(reply, list) and len(reply) >= 3:
-                    self._dispatch(reply)
+                for reply in await replies.read():
+                    if isinstance(reply, list) and len(reply) >= 3:
+                        self._dispatch(reply)
         finally:
             pinger.cancel()
 
@@ -292,18 +327,33 @@ def _command(*args: bytes) -> bytes:
     return b"".join(parts)
 
 
-async def _read_reply(reader: asyncio.StreamReader) -> Reply:
-    line = await reader.readuntil(b"\r\n")
-    kind, rest = line[:1], line[1:-2]
-    if kind == b"*":
-        return [await _read_reply(reader) for _ in range(int(rest))]
-    if kind == b"$":
-        size = int(rest)
-        return None if size < 0 else (await reader.readexactly(size + 2))[:-2]
-    if kind == b":":
-        return int(rest)
-    if kind == b"+":
-        return rest
-    if kind == b"-":
-        raise BrokerError(rest.decode(errors="replace"))
-    raise BrokerError(f"unexpected reply {line[:20]!r}")
+class Replies:
+    """The replies arriving on a connection, parsed as they come: each read takes what the
+    socket holds and returns every reply complete in it."""
+
+    def __init__(self, reader: asyncio.StreamReader, patience: float) -> None:
+        self._reader = reader
+        self._patience = patience
+        self._parser = hiredis.Reader()
+
+    async def read(self) -> list[Reply]:
+        """At least one reply; ``TimeoutError`` after ``patience`` seconds without a byte,
+        ``ConnectionError`` at the end of the stream, ``BrokerError`` for an error reply."""
+        replies: list[Reply] = []
+        while not replies:
+            data = await asyncio.wait_for(self._reader.read(READ_SIZE), self._patience)
+            if not data:
+                raise ConnectionError("redis closed the connection")
+            self._parser.feed(data)
+            while (reply := self._parser.gets()) is not False:
+                if isinstance(reply, hiredis.ReplyError):
+                    raise BrokerError(str(reply))
+                replies.append(reply)
+        return replies
+
+    async def next(self) -> Reply:
+        """One reply (when no other can come before it is answered, as in the handshake)."""
+        replies = await self.read()
+        if len(replies) != 1:
+            raise BrokerError(f"expected one reply, got {len(replies)}")
+        return replies[0]

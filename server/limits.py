@@ -26,6 +26,7 @@ class RateLimiter:
         self.capacity = float(per_minute)
         self.exempt = parse_networks(exempt)
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._exempt_keys: dict[str, bool] = {}  # key -> is_exempt, parsed once per address
 
     def take(self, key: str) -> int | None:
         """Spend one action of ``key``: None if allowed, else the seconds until one is."""
@@ -45,6 +46,14 @@ class RateLimiter:
     def is_exempt(self, key: str) -> bool:
         if not self.exempt:
             return False
+        known = self._exempt_keys.get(key)
+        if known is None:
+            if len(self._exempt_keys) >= MAX_TRACKED:
+                self._exempt_keys.clear()
+            known = self._exempt_keys[key] = self._in_exempt_network(key)
+        return known
+
+    def _in_exempt_network(self, key: str) -> bool:
         try:
             address = ipaddress.ip_address(key)
         except ValueError:

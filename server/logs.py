@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
+import secrets
 import sys
-import uuid
 from datetime import UTC, datetime
 
 import msgspec
@@ -22,7 +22,7 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s%(context)s"
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 session: contextvars.ContextVar[str | None] = contextvars.ContextVar("session", default=None)
 
-_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 
 
 class Context(logging.Filter):
@@ -86,24 +86,33 @@ def configure(level: str, fmt: str = "text") -> None:
 
 class RequestIds:
     """Gives each HTTP request and WebSocket an id: the client's ``X-Request-ID`` when it is a
-    plain token, else a new one; sent back in the response's ``X-Request-ID``."""
+    plain token, else a new one; sent back in the response's ``X-Request-ID``, along with
+    ``headers`` (the same for every response: the security headers, see ``web.py``), so that
+    one wrapper of ``send`` serves both."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, headers: list[tuple[bytes, bytes]] | None = None) -> None:
         self.app = app
+        self.headers = list(headers or [])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = given if _ID.match(given) else uuid.uuid4().hex[:16]
+        given = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                given = value
+        rid = given.decode("latin-1") if _ID.fullmatch(given) else secrets.token_hex(8)
         token = request_id.set(rid)
         session_token = session.set(None)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", rid.encode()),
+                    *self.headers,
+                ]
             await send(message)
 
         try:

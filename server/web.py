@@ -8,8 +8,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 # Found without importing the Python client (``client/__init__.py`` loads httpx).
 _CLIENT = importlib.util.find_spec("client")
 if _CLIENT is None or _CLIENT.origin is None:
@@ -36,26 +34,11 @@ def content_security_policy(frame_ancestors: frozenset[str]) -> str:
     )
 
 
-class SecurityHeaders:
-    """Adds the security headers and ``X-Backchannel-Server`` to every HTTP response."""
-
-    def __init__(self, app: ASGIApp, server_name: str, origins: frozenset[str]) -> None:
-        self.app = app
-        self.headers = [
-            (b"x-backchannel-server", server_name.encode()),
-            (b"content-security-policy", content_security_policy(origins).encode()),
-            (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"same-origin"),
-        ]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *self.headers]
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
+def security_headers(server_name: str, origins: frozenset[str]) -> list[tuple[bytes, bytes]]:
+    """The headers every HTTP response carries (added by ``logs.RequestIds``)."""
+    return [
+        (b"x-backchannel-server", server_name.encode()),
+        (b"content-security-policy", content_security_policy(origins).encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"same-origin"),
+    ]
