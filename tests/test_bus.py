@@ -4,6 +4,7 @@ the bus's own RESP connections, with a password, and through a restart of Redis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,18 +42,14 @@ class Inbox:
 
 async def publish_until_received(bus: RedisBus, inbox: Inbox, topic: str, payload: bytes) -> None:
     """Publish ``payload`` until it arrives (a restarted Redis takes a moment to be back)."""
+
     async def attempt() -> None:
         while (topic, payload) not in inbox.messages:
-            try:
+            with contextlib.suppress(BusUnavailable):
                 await bus.publish(topic, payload)
-            except BusUnavailable:
-                pass
-            with_timeout = asyncio.wait_for(inbox.arrived.wait(), 0.2)
             inbox.arrived.clear()
-            try:
-                await with_timeout
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(inbox.arrived.wait(), 0.2)
 
     await asyncio.wait_for(attempt(), WAIT)
 
@@ -93,7 +90,7 @@ async def test_a_wrong_password_is_reported_by_the_publication(tmp_path: Path) -
     try:
         await bus.start(inbox.on_message, inbox.on_resync)
         assert not bus.healthy
-        with pytest.raises(BusUnavailable, match="bc:test.*(WRONGPASS|invalid)"):
+        with pytest.raises(BusUnavailable, match=r"bc:test.*(WRONGPASS|invalid)"):
             await bus.publish("bc:test", b"refused")
     finally:
         await bus.close()
