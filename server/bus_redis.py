@@ -45,6 +45,10 @@ class BrokerError(Exception):
     """Redis answered with an error."""
 
 
+# What ends a connection to Redis: it is closed, and opened afresh.
+CONNECTION_LOST = (OSError, TimeoutError, BrokerError, hiredis.ProtocolError)
+
+
 @dataclass(slots=True)
 class Outgoing:
     """Publications that go out together, and the future their publishers wait on."""
@@ -116,7 +120,7 @@ class RedisBus:
                 await self._pipeline(
                     [_command(b"PUBLISH", t.encode(), p) for t, p in outgoing.messages]
                 )
-            except (OSError, TimeoutError, BrokerError, hiredis.ProtocolError) as exc:
+            except CONNECTION_LOST as exc:
                 topics = sorted({topic for topic, _ in outgoing.messages})
                 failed = f"redis publish to {', '.join(topics)} failed: {exc!r}"
                 outgoing.sent.set_exception(BusUnavailable(failed))
@@ -231,7 +235,7 @@ class RedisBus:
         while True:
             try:
                 reader, writer = await asyncio.wait_for(self._open(), CONNECT_WAIT)
-            except (OSError, TimeoutError, BrokerError) as exc:
+            except CONNECTION_LOST as exc:
                 log.warning(
                     "redis bus: cannot connect to %s:%d (%s); retry in %.1fs",
                     self._host,
@@ -251,13 +255,7 @@ class RedisBus:
                 first = False
                 delay = 0.1
                 await self._listen(replies, writer)
-            except (
-                OSError,
-                TimeoutError,
-                ValueError,
-                BrokerError,
-                hiredis.ProtocolError,
-            ) as exc:
+            except (*CONNECTION_LOST, ValueError) as exc:  # ValueError: a topic not UTF-8
                 log.warning(
                     "redis bus: connection lost (%s: %s); reconnecting", type(exc).__name__, exc
                 )
