@@ -541,10 +541,16 @@ class PosterWorker:
         n_authors = max(1, len(self.tokens))
 
         def next_post(i: int) -> tuple[tuple[int, str], int, int]:
-            which = i % len(sessions)
+            # This poster's i-th post is the run's (i * stride + offset)-th: the posters take
+            # turns through the sessions and authors, so the run's consecutive posts go to
+            # consecutive sessions. (Each poster starting at the first session would send every
+            # post twice into one session, from one author, a millisecond apart.) ``k`` stays
+            # unique in a session that several posters reach (with one session, all of them do).
+            run_index = i * stride + offset
+            which = run_index % len(sessions)
             k = counters[which] * stride + offset
             counters[which] += 1
-            return sessions[which], k, i % n_authors
+            return sessions[which], k, run_index % n_authors
 
         pending: set[asyncio.Task[None]] = set()
         if msg.get("mode", "open") == "open":
